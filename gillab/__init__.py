@@ -1,0 +1,18 @@
+"""gillab: a GIL laboratory.
+
+The same CPU-bound loop as pure Python, as C holding the GIL and as C releasing
+it, run under threads, processes, pools and greenlets, measured on this machine.
+"""
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "Kernel", "KERNELS", "CPU_KERNELS", "get"]
+
+
+def __getattr__(name):
+    # Lazy, so `python -m gillab` can report a missing extension in one line
+    # instead of failing inside the package import.
+    if name in ("Kernel", "KERNELS", "CPU_KERNELS", "get"):
+        from gillab import kernels
+
+        return getattr(kernels, name)
+    raise AttributeError(f"module 'gillab' has no attribute {name!r}")

@@ -1,0 +1,69 @@
+"""What machine and interpreter a result was measured on."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import platform
+import sys
+import sysconfig
+from importlib import metadata
+
+__all__ = ["collect_env", "gil_enabled", "free_threaded_build", "cpu_count"]
+
+
+def _version(dist: str) -> str | None:
+    # Read versions from metadata: importing gevent here could tempt a patch,
+    # and the measuring process must never be patched.
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _built_with_cython() -> str | None:
+    try:
+        from gillab import _kernels
+    except ImportError:
+        return None
+    return _kernels.CYTHON_VERSION
+
+
+def free_threaded_build() -> bool:
+    """True on a CPython built with --disable-gil (PEP 703)."""
+    return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
+def gil_enabled() -> bool:
+    """Whether the GIL is on right now (a free-threaded build can turn it back on)."""
+    is_enabled = getattr(sys, "_is_gil_enabled", None)
+    return True if is_enabled is None else bool(is_enabled())
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on (the affinity mask, not the whole machine)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def collect_env() -> dict:
+    """The DESIGN.md ``env`` object, as plain data."""
+    try:
+        from gillab import __version__
+    except ImportError:  # pragma: no cover - only inside a broken install
+        __version__ = None
+    return {
+        "gillab": __version__,
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "executable": sys.executable,
+        "gil_enabled": gil_enabled(),
+        "free_threaded_build": free_threaded_build(),
+        "cpu_count": cpu_count(),
+        "cython": _built_with_cython(),
+        "gevent": _version("gevent"),
+        "switch_interval": sys.getswitchinterval(),
+        "start_method": multiprocessing.get_start_method(allow_none=True)
+        or multiprocessing.get_context().get_start_method(),
+        "platform": platform.platform(),
+    }

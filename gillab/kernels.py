@@ -1,0 +1,104 @@
+"""The lab's kernels: one registry of named tasks and their pure-Python twins.
+
+Every CPU kernel computes n! mod p by the same loop, so the only thing that
+changes between them is how the loop runs: as bytecode, as C holding the GIL,
+or as C releasing it. ``sleep`` is the lesson's IO-bound task.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+try:
+    from gillab import _kernels
+except ImportError as exc:  # no silent pure-Python fallback
+    raise ImportError(
+        "gillab's compiled extension gillab._kernels is missing "
+        f"({exc}); build it with `pip install -e .` from the source tree "
+        "(needs a C compiler and Python headers)"
+    ) from None
+
+__all__ = ["Kernel", "KERNELS", "CPU_KERNELS", "DEFAULT_P", "get", "names",
+           "fact_mod_py", "fact_mod_bigint", "sleep", "reference"]
+
+#: The default modulus: the Mersenne prime 2**61 - 1, so n! mod p is never 0 for
+#: the n the lab runs, and every product r * i needs more than 64 bits.
+DEFAULT_P = 2**61 - 1
+
+check_args = _kernels.check_args
+
+
+def fact_mod_py(n: int, p: int) -> int:
+    """n! mod p in pure Python: the loop runs as bytecode, holding the GIL."""
+    check_args(n, p)
+    r = 1
+    for i in range(1, n + 1):
+        r = r * i % p
+    return r
+
+
+def fact_mod_bigint(n: int, p: int) -> int:
+    """The lesson's own loop: the full n! as a Python int, then % p."""
+    check_args(n, p)
+    res = 1
+    for i in range(1, n + 1):
+        res *= i
+    return res % p
+
+
+def sleep(seconds: float) -> float:
+    """The lesson's IO-bound task: sleep, releasing the GIL. Returns seconds."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError(f"seconds must be a number, not {type(seconds).__name__}")
+    if not seconds >= 0:  # also rejects NaN
+        raise ValueError(f"seconds must be >= 0, got {seconds}")
+    time.sleep(seconds)
+    return seconds
+
+
+def reference(n: int, p: int) -> int:
+    """The answer every CPU kernel must give, from the plain C loop."""
+    return _kernels.c_reference(n, p)
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A named task the lab can run. CPU kernels take (n, p); ``sleep`` takes seconds."""
+
+    name: str
+    func: Callable
+    releases_gil: bool
+    description: str
+    io_bound: bool = False
+
+    def __call__(self, *args):
+        return self.func(*args)
+
+
+KERNELS: dict[str, Kernel] = {k.name: k for k in (
+    Kernel("py", fact_mod_py, False,
+           "pure Python loop: bytecode holds the GIL, so threads take turns"),
+    Kernel("cy_gil", _kernels.fact_mod_gil, False,
+           "the same loop in C, GIL held: compiled is not enough to run in parallel"),
+    Kernel("cy_nogil", _kernels.fact_mod_nogil, True,
+           "the same C loop inside `with nogil:`: threads run on every core"),
+    Kernel("bigint", fact_mod_bigint, False,
+           "the lesson's big-integer factorial: CPU-bound Python, GIL held"),
+    Kernel("sleep", sleep, True,
+           "time.sleep: IO-bound, the GIL is released while waiting", io_bound=True),
+)}
+
+CPU_KERNELS = tuple(name for name, k in KERNELS.items() if not k.io_bound)
+
+
+def names() -> list[str]:
+    return list(KERNELS)
+
+
+def get(name: str) -> Kernel:
+    """Return the kernel called ``name``; KeyError lists the valid names."""
+    try:
+        return KERNELS[name]
+    except KeyError:
+        raise KeyError(f"unknown kernel {name!r}; choose from {', '.join(KERNELS)}") from None

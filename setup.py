@@ -1,0 +1,31 @@
+"""Build the one C extension, gillab._kernels, from ext/_kernels.pyx.
+
+Compiler directives are set here, once, for every .pyx (house style).
+"""
+import Cython
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+extensions = [
+    Extension(
+        "gillab._kernels",
+        ["ext/_kernels.pyx"],
+        # Recorded in the module: the Cython that built it, not whatever the
+        # environment has installed later (`gillab env` reports it).
+        define_macros=[("GILLAB_CYTHON_VERSION", f'"{Cython.__version__}"')],
+    )
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives={
+            "language_level": 3,
+            "boundscheck": False,
+            "wraparound": False,
+            # The module keeps no shared mutable state, so it may load on a
+            # free-threaded build without turning the GIL back on.
+            "freethreading_compatible": True,
+        },
+    ),
+)
