@@ -4,11 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gillab.errors import UsageError, UserError
+
 __all__ = ["create_parser", "main"]
-
-
-class UserError(Exception):
-    """A failure to report in one line (exit 1), without a traceback."""
 
 
 def cmd_env(args) -> list[str]:
@@ -30,7 +28,18 @@ def cmd_kernels(args) -> list[str]:
     return format_kernels(kernels.KERNELS, calibration)
 
 
+def cmd_demo(args) -> list[str]:
+    from gillab import demos
+
+    if args.name is None:
+        return demos.list_lines(args.lang)
+    # Demos narrate as they go, so they print themselves; a failed claim raises UserError.
+    demos.run(args.name, lang=args.lang, fast=args.fast)
+    return []
+
+
 COMMANDS = {
+    "demo": cmd_demo,
     "env": cmd_env,
     "kernels": cmd_kernels,
 }
@@ -49,6 +58,11 @@ def create_parser() -> argparse.ArgumentParser:
                    help="measure ns per iteration and the ratio to the plain C loop")
     p.add_argument("--target-s", type=_positive_float, default=0.2, metavar="S",
                    help="seconds per calibrated call (default 0.2)")
+    p = sub.add_parser("demo", help="run one of the lesson's demos (no NAME: list them)")
+    p.add_argument("name", nargs="?", metavar="NAME", help="the demo to run")
+    p.add_argument("--lang", choices=["en", "zh"], default="en",
+                   help="language of the narration (default en)")
+    p.add_argument("--fast", action="store_true", help="scale sleeps down (for tests)")
     return parser
 
 
@@ -67,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         lines = COMMANDS[args.command](args)
+    except UsageError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"gillab {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("gillab: interrupted", file=sys.stderr)
         return 130
