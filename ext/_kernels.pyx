@@ -103,3 +103,41 @@ def fact_mod_nogil(n, p):
 def c_reference(n, p):
     """n! mod p by the hand-written C loop, GIL released: the speed limit."""
     return chunked(n, p, c_loop, True)
+
+
+# --- the GIL probe ---------------------------------------------------------------------
+# Native, not Python: a Python probe would time its own bytecode too, and would
+# have to take the GIL to read the clock; here the clock is read with the GIL
+# released, right before asking for it back, so the time measured is the wait alone.
+
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, nanosleep, timespec
+
+
+cdef inline double _now() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
+def gil_probe(stop, double interval_s=0.001):
+    """Sample how long getting the GIL back takes, until ``stop.is_set()``.
+
+    Run it in a thread of its own: it sleeps ``interval_s`` without the GIL, then
+    times how long re-acquiring the GIL takes (gilknocker's method). Returns
+    (seconds waited for the GIL, seconds probed, samples). Waited / probed is the
+    share of time the GIL was found taken: the price a newly woken IO thread pays.
+    """
+    if not interval_s > 0:
+        raise ValueError(f"interval_s must be > 0, got {interval_s}")
+    cdef timespec nap
+    nap.tv_sec = <long>interval_s
+    nap.tv_nsec = <long>((interval_s - nap.tv_sec) * 1e9)
+    cdef double start = _now(), waited = 0.0, released
+    cdef long samples = 0
+    while not stop.is_set():
+        with nogil:
+            nanosleep(&nap, NULL)
+            released = _now()
+        waited += _now() - released  # the GIL is ours again here
+        samples += 1
+    return waited, _now() - start, samples

@@ -2,11 +2,19 @@
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import sys
 
 from gillab.errors import UsageError, UserError
 
 __all__ = ["create_parser", "main"]
+
+# Names for argparse's choices, spelled here so building the parser imports nothing
+# heavy (tests check they match the registries).
+KERNEL_NAMES = ["py", "cy_gil", "cy_nogil", "bigint", "sleep"]
+EXECUTOR_NAMES = ["serial", "threads", "processes", "mp_pool", "thread_pool", "process_pool",
+                  "gevent"]
 
 
 def cmd_env(args) -> list[str]:
@@ -28,6 +36,75 @@ def cmd_kernels(args) -> list[str]:
     return format_kernels(kernels.KERNELS, calibration)
 
 
+def _check_output_path(path: str, option: str) -> None:
+    """Fail before measuring, not after minutes of work, if PATH cannot be written."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise UsageError(f"{option} {path}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise UsageError(f"{option} {path}: directory {directory} is not writable")
+
+
+def _check_plot_extra() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UsageError("--plot needs matplotlib: pip install 'gillab[plot]'") from None
+
+
+def cmd_compare(args) -> list[str]:
+    from gillab import kernels
+    from gillab.compare import Plan, run_compare
+    from gillab.progress import make_progress
+    from gillab.report import format_table, write_plot
+    from gillab.results import write_json_atomic
+
+    if args.json:
+        _check_output_path(args.json, "--json")
+    if args.plot:
+        _check_output_path(args.plot, "--plot")
+        _check_plot_extra()
+    executors = args.executor or (["serial", "threads", "processes"] if args.target else None)
+    plan = Plan(
+        kernels=tuple(dict.fromkeys(args.kernel)) if args.kernel else Plan.kernels,
+        executors=tuple(dict.fromkeys(executors)) if executors else Plan.executors,
+        workers=args.workers or ((1, 2) if args.quick else (1, 2, 4)),
+        repeat=args.repeat or (1 if args.quick else 3),
+        target_s=args.target_s or (0.1 if args.quick else 0.3),
+        target=args.target,
+        start_method=args.start_method,
+    )
+    if plan.target:
+        try:
+            kernels.load_target(plan.target)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    progress = make_progress(args.quiet)
+    try:
+        run = run_compare(plan, progress)
+    finally:
+        getattr(progress, "close", lambda: None)()
+    if args.json:
+        write_json_atomic(args.json, run.to_dict())
+    if args.plot:
+        write_plot(run, args.plot)
+    descriptions = {name: k.description for name, k in kernels.KERNELS.items()}
+    return format_table(run, descriptions)
+
+
+def cmd_show(args) -> list[str]:
+    from gillab import kernels
+    from gillab.report import format_table
+    from gillab.results import load_run
+
+    try:
+        run = load_run(args.path)
+    except FileNotFoundError:
+        raise UserError(f"no such file: {args.path}") from None
+    descriptions = {name: k.description for name, k in kernels.KERNELS.items()}
+    return format_table(run, descriptions)
+
+
 def cmd_demo(args) -> list[str]:
     from gillab import demos
 
@@ -39,6 +116,8 @@ def cmd_demo(args) -> list[str]:
 
 
 COMMANDS = {
+    "compare": cmd_compare,
+    "show": cmd_show,
     "demo": cmd_demo,
     "env": cmd_env,
     "kernels": cmd_kernels,
@@ -50,6 +129,35 @@ def create_parser() -> argparse.ArgumentParser:
         prog="gillab", description="A GIL laboratory: where CPython's GIL binds, measured here.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("compare", help="measure every kernel under every executor",
+                       description="Measure k identical tasks on k workers for each kernel "
+                                   "and executor, and judge each cell.")
+    p.add_argument("-k", "--kernel", nargs="+", action="extend", choices=KERNEL_NAMES,
+                   metavar="KERNEL", help=f"kernels to run (default all: {', '.join(KERNEL_NAMES)})")
+    p.add_argument("-e", "--executor", nargs="+", action="extend", choices=EXECUTOR_NAMES,
+                   metavar="EXECUTOR",
+                   help=f"executors to run (default all: {', '.join(EXECUTOR_NAMES)})")
+    p.add_argument("-w", "--workers", type=_worker_list, metavar="1,2,4",
+                   help="worker counts (default 1,2,4; 1,2 with --quick)")
+    p.add_argument("--repeat", type=_positive_int, metavar="N",
+                   help="timed runs per cell; the median is kept (default 3; 1 with --quick)")
+    p.add_argument("--quick", action="store_true",
+                   help="every kernel and executor at 1 and 2 workers, 0.1 s tasks")
+    p.add_argument("--target-s", type=_positive_float, metavar="S",
+                   help="seconds one task takes serially (default 0.3; 0.1 with --quick)")
+    p.add_argument("--target", metavar="MODULE:FUNC",
+                   help="measure your own zero-argument callable instead of the kernels "
+                        "(default executors: serial, threads, processes)")
+    p.add_argument("--start-method", choices=multiprocessing.get_all_start_methods(),
+                   help="multiprocessing start method for the process executors")
+    p.add_argument("--json", metavar="PATH", help="also write every cell as JSON (atomically)")
+    p.add_argument("--plot", metavar="PATH",
+                   help="also write a PNG of speedup against workers (needs gillab[plot])")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+    p = sub.add_parser("show", help="print the table of a saved compare --json run")
+    p.add_argument("path", metavar="RESULTS.json")
 
     sub.add_parser("env", help="the interpreter and machine the lab runs on")
 
@@ -64,6 +172,24 @@ def create_parser() -> argparse.ArgumentParser:
                    help="language of the narration (default en)")
     p.add_argument("--fast", action="store_true", help="scale sleeps down (for tests)")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _worker_list(text: str) -> tuple:
+    """'1,2,4' -> (1, 2, 4): whole numbers >= 1, sorted, without repeats."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError("give worker counts like 1,2,4")
+    return tuple(sorted({_positive_int(part) for part in parts}))
 
 
 def _positive_float(text: str) -> float:

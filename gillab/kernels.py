@@ -20,7 +20,7 @@ except ImportError as exc:  # no silent pure-Python fallback
     ) from None
 
 __all__ = ["Kernel", "KERNELS", "CPU_KERNELS", "DEFAULT_P", "get", "names",
-           "fact_mod_py", "fact_mod_bigint", "sleep", "reference"]
+           "fact_mod_py", "fact_mod_bigint", "sleep", "reference", "Task", "load_target"]
 
 #: The default modulus: the Mersenne prime 2**61 - 1, so n! mod p is never 0 for
 #: the n the lab runs, and every product r * i needs more than 64 bits.
@@ -102,3 +102,47 @@ def get(name: str) -> Kernel:
         return KERNELS[name]
     except KeyError:
         raise KeyError(f"unknown kernel {name!r}; choose from {', '.join(KERNELS)}") from None
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work, picklable so any executor can ship it to a worker.
+
+    Either a registered kernel with its arguments, or a user's zero-argument
+    callable named as "module:function" (``compare --target``).
+    """
+
+    kernel: str | None = None
+    args: tuple = ()
+    target: str | None = None
+
+    def resolve(self) -> Callable:
+        if self.target is None:
+            return get(self.kernel)
+        return load_target(self.target)
+
+    @property
+    def label(self) -> str:
+        return self.target or self.kernel
+
+
+def load_target(spec: str) -> Callable:
+    """Import "module:function"; ValueError (one line) if it cannot be had."""
+    import importlib
+
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"--target must look like MODULE:FUNC, got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import {module_name!r} for --target: {exc}") from None
+    obj = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ValueError(f"{module_name!r} has no attribute {attr!r}") from None
+    if not callable(obj):
+        raise ValueError(f"--target {spec!r} is not callable")
+    return obj

@@ -1,12 +1,62 @@
 """The only module that reads clocks and CPU counters. It returns plain data; it never prints."""
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import resource
+import statistics
+import threading
 import time
+from dataclasses import dataclass, field
+
+import psutil
 
 from gillab import kernels
 
-__all__ = ["time_call", "calibrate_n", "ns_per_iter"]
+__all__ = ["TaskResult", "run_task", "time_call", "calibrate_n", "ns_per_iter",
+           "calibrate_kernels", "CpuSnapshot", "cpu_snapshot", "machine_busy",
+           "RepeatResult", "CellMeasurement", "GilProbe", "measure_once", "measure_cell"]
+
+
+# --- inside a worker ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What one task sends back: its answer (or error) and its own clocks.
+
+    ``thread_cpu_s`` is the CPU time of the thread that ran the task, taken inside
+    it: wall minus that is the time the task waited (for the GIL, or for a CPU).
+    """
+
+    value: object
+    wall_s: float
+    thread_cpu_s: float
+    error: str | None = None
+    pid: int = 0
+
+    @property
+    def off_cpu(self) -> float:
+        """Share of the task's wall time its thread was not on a CPU."""
+        if self.wall_s <= 0:
+            return 0.0
+        return min(1.0, max(0.0, 1.0 - self.thread_cpu_s / self.wall_s))
+
+
+def run_task(task: kernels.Task) -> TaskResult:
+    """Run one task in whatever worker calls this, timing it from the inside."""
+    func = task.resolve()
+    wall0, cpu0 = time.perf_counter(), time.thread_time()
+    try:
+        value, error = func(*task.args), None
+    except Exception as exc:  # user code: the error belongs to the cell, the run goes on
+        value, error = None, f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return TaskResult(value, time.perf_counter() - wall0, time.thread_time() - cpu0,
+                      error, os.getpid())
+
+
+# --- single calls and calibration -----------------------------------------------------
 
 
 def time_call(func, *args) -> tuple[float, object]:
@@ -16,7 +66,7 @@ def time_call(func, *args) -> tuple[float, object]:
     return time.perf_counter() - t0, result
 
 
-def calibrate_n(kernel: kernels.Kernel, target_s: float, p: int = kernels.DEFAULT_P,
+def calibrate_n(kernel, target_s: float, p: int = kernels.DEFAULT_P,
                 n_start: int = 1000, max_rounds: int = 12) -> int:
     """Choose n so that one serial call of ``kernel`` takes about ``target_s``.
 
@@ -41,8 +91,7 @@ def calibrate_n(kernel: kernels.Kernel, target_s: float, p: int = kernels.DEFAUL
     return n
 
 
-def ns_per_iter(kernel: kernels.Kernel, n: int, p: int = kernels.DEFAULT_P,
-                repeat: int = 3) -> float:
+def ns_per_iter(kernel, n: int, p: int = kernels.DEFAULT_P, repeat: int = 3) -> float:
     """Best-of-``repeat`` nanoseconds per loop iteration at size n."""
     best = min(time_call(kernel, n, p)[0] for _ in range(repeat))
     return best / max(n, 1) * 1e9
@@ -53,15 +102,173 @@ def calibrate_kernels(target_s: float = 0.2, p: int = kernels.DEFAULT_P) -> dict
 
     Returns {name: {"n": n, "ns_per_iter": ns, "vs_c": ratio}}; "c_reference" is the C loop.
     """
-    from gillab import _kernels
-
-    c_loop = kernels.Kernel("c_reference", _kernels.c_reference, True, "plain C loop")
-    n_c = calibrate_n(c_loop, target_s, p)
-    c_ns = ns_per_iter(c_loop, n_c, p)
-    out = {"c_reference": {"n": n_c, "ns_per_iter": c_ns, "vs_c": 1.0}}
-    for name in kernels.CPU_KERNELS:
-        kernel = kernels.get(name)
-        n = calibrate_n(kernel, target_s, p)
-        ns = ns_per_iter(kernel, n, p)
+    c_ns = None
+    out = {}
+    for name in ("c_reference", *kernels.CPU_KERNELS):
+        func = kernels.reference if name == "c_reference" else kernels.get(name)
+        n = calibrate_n(func, target_s, p)
+        ns = ns_per_iter(func, n, p)
+        c_ns = c_ns or ns
         out[name] = {"n": n, "ns_per_iter": ns, "vs_c": ns / c_ns}
     return out
+
+
+# --- CPU accounting for a whole cell --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    """CPU seconds used so far by this process, its reaped children and each live child."""
+
+    self_s: float
+    reaped_children_s: float
+    live_children_s: dict = field(default_factory=dict)  # pid -> seconds
+
+    def seconds_since(self, before: "CpuSnapshot") -> float:
+        """CPU seconds of the whole cell between two snapshots.
+
+        RUSAGE_CHILDREN only sees children that were waited for; pool workers
+        still alive are read one by one (psutil), counting only what they used
+        since the first snapshot.
+        """
+        live = sum(cpu - before.live_children_s.get(pid, 0.0)
+                   for pid, cpu in self.live_children_s.items())
+        return (self.self_s - before.self_s
+                + self.reaped_children_s - before.reaped_children_s + live)
+
+
+def cpu_snapshot() -> CpuSnapshot:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    live = {}
+    for child in psutil.Process().children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            continue  # gone between listing and reading: RUSAGE_CHILDREN has it once reaped
+        live[child.pid] = times.user + times.system
+    return CpuSnapshot(me.ru_utime + me.ru_stime, reaped.ru_utime + reaped.ru_stime, live)
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def machine_busy() -> tuple[float, int] | None:
+    """CPU seconds the whole machine has been busy (all processes), and its CPU count.
+
+    From /proc/stat; None where there is no /proc (the noise guard is then off).
+    """
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+            n_cpus = sum(1 for line in f if line.startswith("cpu"))
+    except OSError:
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / _TICK, max(n_cpus, 1)
+
+
+# --- one cell -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RepeatResult:
+    """One timed run of a cell: k tasks on k workers."""
+
+    wall_s: float
+    cpu_s: float
+    noise: float | None          # share of the machine other processes used meanwhile
+    tasks: tuple                 # TaskResult per task
+    gil_held: float | None = None  # share of the run a probe thread found the GIL taken
+
+
+@dataclass(frozen=True)
+class CellMeasurement:
+    """Every repeat of the try that was kept, and how many tries the noise guard needed."""
+
+    repeats: tuple
+    tries: int
+
+    @property
+    def wall_s(self) -> float:
+        return statistics.median(r.wall_s for r in self.repeats)
+
+    @property
+    def noise(self) -> float | None:
+        values = [r.noise for r in self.repeats if r.noise is not None]
+        return max(values) if values else None
+
+    @property
+    def gil_held(self) -> float | None:
+        values = [r.gil_held for r in self.repeats if r.gil_held is not None]
+        return statistics.median(values) if values else None
+
+
+class GilProbe:
+    """A thread that samples GIL acquisition (gillab._kernels.gil_probe) while a run goes on."""
+
+    def __init__(self, interval_s: float = 0.001):
+        from gillab import _kernels
+
+        self._stop = threading.Event()
+        self._result = None
+        self._thread = threading.Thread(
+            target=lambda: setattr(self, "_result", _kernels.gil_probe(self._stop, interval_s)),
+            name="gillab-gil-probe", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def held(self) -> float | None:
+        if self._result is None:
+            return None
+        waited, probed, _samples = self._result
+        return min(1.0, waited / probed) if probed > 0 else None
+
+
+def measure_once(run, probe_gil: bool = False) -> RepeatResult:
+    """Time ``run()`` (which runs the cell's tasks) with CPU and machine-load counters.
+
+    With ``probe_gil``, a probe thread samples the GIL meanwhile (in-process cells).
+    """
+    probe = GilProbe() if probe_gil else contextlib.nullcontext()
+    busy0 = machine_busy()
+    cpu0 = cpu_snapshot()
+    with probe:
+        wall0 = time.perf_counter()
+        tasks = run()
+        wall = time.perf_counter() - wall0
+    cpu = cpu_snapshot().seconds_since(cpu0)
+    busy1 = machine_busy()
+    noise = None
+    if busy0 is not None and busy1 is not None and wall > 0:
+        others = (busy1[0] - busy0[0]) - cpu
+        noise = max(0.0, others) / (wall * busy1[1])
+    return RepeatResult(wall, cpu, noise, tuple(tasks),
+                        probe.held if probe_gil else None)
+
+
+def measure_cell(run, repeat: int, noise_limit: float = 0.10, max_tries: int = 3,
+                 pause_s: float = 1.0, probe_gil: bool = False) -> CellMeasurement:
+    """Run a cell ``repeat`` times; if other processes took more than ``noise_limit``
+    of the machine meanwhile, wait ``pause_s`` and run it again (``max_tries`` in all).
+
+    Keeps the quietest try. ``run`` is a zero-argument callable returning TaskResults.
+    """
+    best = None
+    for attempt in range(1, max_tries + 1):
+        current = CellMeasurement(
+            tuple(measure_once(run, probe_gil) for _ in range(repeat)), attempt)
+        if current.noise is None or current.noise <= noise_limit:
+            return current
+        if best is None or current.noise < best.noise:
+            best = current
+        if attempt < max_tries:
+            time.sleep(pause_s)
+    return CellMeasurement(best.repeats, max_tries)

@@ -1,7 +1,7 @@
 """Records -> lines of text. Reporting never measures (house style: build lines, caller prints)."""
 from __future__ import annotations
 
-__all__ = ["format_env", "format_kernels"]
+__all__ = ["format_env", "format_kernels", "format_table", "format_env_line"]
 
 _ENV_LABELS = [
     ("python", "Python"),
@@ -53,3 +53,158 @@ def format_kernels(kernels: dict, calibration: dict | None = None) -> list[str]:
         lines.append(f"pure Python runs this loop {ratio:.1f}x slower than the Cython kernel; "
                      "bigint's cost per iteration grows with n (its numbers get longer).")
     return lines
+
+
+# --- compare ------------------------------------------------------------------------
+
+WIDTH = 80
+_HEADER = (f"  {'executor':<13}{'w':>2}  {'wall s':>7}  {'speedup':>7}  {'cores':>5}"
+           f"  {'GIL wait':>8}  {'held':>4}  {'ok':<2}  verdict")
+
+
+def _num(value, fmt: str, missing: str = "-") -> str:
+    return missing if value is None else format(value, fmt)
+
+
+def format_env_line(env: dict) -> str:
+    gil = "GIL enabled" if env.get("gil_enabled", True) else "GIL disabled"
+    if env.get("free_threaded_build"):
+        gil += " (free-threaded build)"
+    interval = env.get("switch_interval")
+    interval = f"{interval * 1000:g} ms" if isinstance(interval, (int, float)) else "?"
+    return (f"{env.get('implementation', 'Python')} {env.get('python', '?')}, {gil}, "
+            f"{env.get('cpu_count', '?')} CPUs, switch interval {interval}, "
+            f"start method {env.get('start_method', '?')}")
+
+
+def _row(cell) -> str:
+    ok = "✓" if cell.correct else "✗"
+    wait = _num(cell.gil_wait, "8.2f")
+    if cell.gil_wait is not None and cell.kernel == "sleep":
+        wait = _num(cell.gil_wait, "7.2f") + "*"   # off-CPU by design, not GIL wait
+    return (f"  {cell.executor:<13}{cell.workers:>2}  {_num(cell.wall_s, '7.3f'):>7}  "
+            f"{_num(cell.speedup, '6.2f') + 'x' if cell.speedup is not None else '-':>7}  "
+            f"{_num(cell.cores_used, '5.2f'):>5}  {wait:>8}  {_num(cell.gil_held, '4.2f'):>4}"
+            f"  {ok:<2}  {cell.verdict}")
+
+
+def _subject_title(cells, descriptions: dict) -> list[str]:
+    first = cells[0]
+    size = (f"n={first.n:,}" if first.n is not None else
+            f"{first.seconds:g} s sleeps" if first.seconds is not None else "")
+    base = f"one task {first.serial_s:.3f} s serially" if first.serial_s else ""
+    detail = "; ".join(x for x in (size, base) if x)
+    what = descriptions.get(first.kernel, "your function (--target)")
+    return [f"{first.kernel}" + (f" ({detail})" if detail else ""), f"  {what}"]
+
+
+_GOOD = ("parallel", "IO-overlapped")
+
+
+def _why_lines(cells) -> list[str]:
+    """One wrapped line per verdict word in a group: which cells, and one reason in numbers.
+
+    The serial baseline and one-worker cells that met their ideal say nothing new,
+    so they are left to the table.
+    """
+    import textwrap
+
+    telling = [c for c in cells if c.executor != "serial"
+               and (c.workers > 1 or c.verdict not in _GOOD)]
+    lines = []
+    for verdict in dict.fromkeys(c.verdict for c in telling):
+        members = [c for c in telling if c.verdict == verdict]
+        where = ", ".join(f"{c.executor} x{c.workers}" for c in members)
+        example = max(members, key=lambda c: c.workers)
+        text = f"{verdict} ({where}): {example.reason}"
+        lines.extend(textwrap.wrap(text, WIDTH - 2, initial_indent="  ",
+                                   subsequent_indent="      "))
+    return lines
+
+
+def format_table(run, descriptions: dict | None = None) -> list[str]:
+    """The compare table: environment on top, one block per kernel, reasons under each."""
+    descriptions = descriptions or {}
+    lines = [f"gillab compare — {format_env_line(run.env)}",
+             "k identical tasks on k workers; speedup = k x T(serial) / T(cell); "
+             "ideal = min(k, CPUs)",
+             "for CPU work, k for waits. cores = CPU seconds / wall seconds. "
+             "GIL wait = share of",
+             "a task's time off-CPU (OS queue taken out); held = share of time the GIL "
+             "was taken."]
+    groups: dict[str, list] = {}
+    for cell in run.cells:
+        groups.setdefault(cell.kernel, []).append(cell)
+    for cells in groups.values():
+        lines += ["", *_subject_title(cells, descriptions), _HEADER]
+        lines += [_row(c) for c in cells]
+        if any(c.kernel == "sleep" and c.gil_wait is not None for c in cells):
+            lines.append("  * a sleeping task is off-CPU by design: this is not GIL wait")
+        lines += _why_lines(cells)
+    noisy = [c for c in run.cells if c.verdict == "noisy"]
+    wrong = [c for c in run.cells if c.verdict == "wrong"]
+    if noisy:
+        lines += ["", f"WARNING: {len(noisy)} cell(s) ran while other processes took the "
+                      "CPU (noise guard); their figures may be unstable: "
+                  + ", ".join(f"{c.kernel}/{c.executor} x{c.workers}" for c in noisy)]
+    if wrong:
+        lines += ["", f"ERROR: {len(wrong)} cell(s) failed or gave a wrong answer:"]
+        lines += [f"  {c.kernel}/{c.executor} x{c.workers}: {c.reason}" for c in wrong]
+    return lines
+
+
+def write_plot(run, path: str) -> None:
+    """A PNG of speedup against workers, one panel per kernel, with the ideal line.
+
+    matplotlib is an optional extra; the caller checks it is there before measuring.
+    Written to a temporary file and renamed, like the JSON.
+    """
+    import os
+    import tempfile
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups: dict[str, list] = {}
+    for cell in run.cells:
+        groups.setdefault(cell.kernel, []).append(cell)
+    n_cols = min(3, len(groups))
+    n_rows = -(-len(groups) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.4 * n_cols, 3.8 * n_rows),
+                             squeeze=False)
+    flat = list(axes.flat)
+    for ax in flat[len(groups):]:
+        ax.set_visible(False)
+    for ax, (name, cells) in zip(flat, groups.items()):
+        workers = sorted({c.workers for c in cells})
+        ideal = {c.workers: c.ideal for c in cells if c.ideal is not None}
+        if ideal:
+            ax.plot(sorted(ideal), [ideal[w] for w in sorted(ideal)], "k--", lw=1,
+                    label="ideal")
+        for executor in dict.fromkeys(c.executor for c in cells if c.executor != "serial"):
+            pts = sorted((c.workers, c.speedup) for c in cells
+                         if c.executor == executor and c.speedup is not None)
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=executor)
+        ax.set_title(name)
+        ax.set_xlabel("workers")
+        ax.set_xticks(workers)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.set_ylabel("speedup (k x T1 / T)")
+    flat[0].legend(fontsize=8)
+    fig.suptitle(f"gillab compare — {format_env_line(run.env)}", fontsize=9)
+    fig.tight_layout()
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".gillab-", suffix=".png", dir=directory)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110, format="png")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    finally:
+        plt.close(fig)

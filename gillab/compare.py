@@ -1,0 +1,223 @@
+"""The compare engine: plan the matrix, measure each cell, judge it, build records.
+
+Data flows one way: kernel -> executor -> measurement -> records -> verdict. The
+engine reports progress through callbacks and never prints; only gillab.measure
+reads clocks.
+"""
+from __future__ import annotations
+
+import pickle
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+from gillab import kernels
+from gillab.kernels import DEFAULT_P
+from gillab.environment import collect_env, cpu_count
+from gillab.executors import EXECUTORS, IN_PROCESS, WorkerFailed, open_executor
+from gillab.measure import CellMeasurement, calibrate_n, measure_cell
+from gillab.results import Cell, CompareRun
+from gillab.verdict import ideal_speedup, judge, os_share
+
+__all__ = ["Plan", "run_compare", "plan_cells", "Progress"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to measure. ``target`` ("module:func") replaces the kernels when given."""
+
+    kernels: tuple = tuple(kernels.names())
+    executors: tuple = EXECUTORS
+    workers: tuple = (1, 2, 4)
+    repeat: int = 3
+    target_s: float = 0.3
+    p: int = DEFAULT_P
+    target: str | None = None
+    start_method: str | None = None
+    noise_limit: float = 0.10
+    max_tries: int = 3
+
+    @property
+    def subjects(self) -> tuple:
+        return (self.target,) if self.target else self.kernels
+
+
+class Progress:
+    """Callbacks the engine calls; the CLI draws them. The default draws nothing."""
+
+    def start(self, total_cells: int) -> None: ...
+    def step(self, label: str) -> None: ...
+    def cell_done(self, cell: Cell) -> None: ...
+
+
+def plan_cells(plan: Plan) -> list[tuple[str, str, int]]:
+    """Every (subject, executor, workers) to run, in order; serial runs once, at 1 worker,
+    first for each subject: it is the baseline every speedup divides."""
+    cells = []
+    for subject in plan.subjects:
+        cells.append((subject, "serial", 1))
+        for executor in plan.executors:
+            if executor == "serial":
+                continue
+            cells.extend((subject, executor, w) for w in plan.workers)
+    return cells
+
+
+@dataclass
+class _Subject:
+    """A kernel (or target) sized for this run, with the answer it must give."""
+
+    name: str
+    task: kernels.Task
+    io_bound: bool
+    n: int | None = None
+    seconds: float | None = None
+    expected: object = None
+    checked: bool = True           # False for a target: answers are compared to serial's
+    serial_s: float | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _prepare(name: str, plan: Plan) -> _Subject:
+    if plan.target:
+        task = kernels.Task(target=name)
+        task.resolve()  # a bad MODULE:FUNC fails here, before anything runs
+        return _Subject(name, task, io_bound=False, checked=False)
+    kernel = kernels.get(name)
+    if kernel.io_bound:
+        return _Subject(name, kernels.Task(name, (plan.target_s,)), True,
+                        seconds=plan.target_s, expected=plan.target_s)
+    n = calibrate_n(kernel, plan.target_s, plan.p)
+    return _Subject(name, kernels.Task(name, (n, plan.p)), False, n=n,
+                    expected=kernels.reference(n, plan.p))
+
+
+def _timeout(subject: _Subject, workers: int) -> float:
+    base = subject.serial_s or 1.0
+    return max(30.0, 20.0 * workers * base)
+
+
+def _measure_local(subject: _Subject, executor: str, workers: int, plan: Plan):
+    timeout_s = _timeout(subject, workers)
+    with open_executor(executor, workers, plan.start_method, timeout_s) as ex:
+        return measure_cell(lambda: ex.run(subject.task, workers), repeat=plan.repeat,
+                            noise_limit=plan.noise_limit, max_tries=plan.max_tries,
+                            probe_gil=executor in IN_PROCESS)
+
+
+def _measure_gevent(subject: _Subject, workers_list, plan: Plan):
+    """Measure every gevent cell of one subject in a fresh, patched child process.
+
+    Yields (workers, CellMeasurement or error message) in order.
+    """
+    request = {"cells": [(subject.task, w) for w in workers_list], "repeat": plan.repeat,
+               "noise_limit": plan.noise_limit,
+               "timeout_s": _timeout(subject, max(workers_list))}
+    proc = subprocess.Popen([sys.executable, "-m", "gillab.gevent_child"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        pickle.dump(request, proc.stdin)
+        proc.stdin.close()
+        for workers in workers_list:
+            try:
+                status, payload = pickle.load(proc.stdout)
+            except EOFError:
+                proc.wait()
+                err = proc.stderr.read().decode(errors="replace").strip().splitlines()
+                last = err[-1] if err else "no output"
+                yield workers, f"the gevent process exited with code {proc.returncode}: {last}"
+                return
+            yield workers, payload  # a CellMeasurement, or the cell's error message
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            stream.close()
+
+
+def _build_cell(subject: _Subject, executor: str, workers: int, measured, plan: Plan,
+                n_cpus: int) -> Cell:
+    common = dict(kernel=subject.name, executor=executor, workers=workers, n=subject.n,
+                  seconds=subject.seconds, serial_s=subject.serial_s)
+    if isinstance(measured, str):  # the cell could not be measured at all
+        verdict = judge(executor=executor, workers=workers, speedup=None, cores_used=None,
+                        correct=False, io_bound=subject.io_bound, cpu_count=n_cpus,
+                        error=measured)
+        return Cell(**common, wall_s=None, verdict=verdict.verdict, reason=verdict.reason,
+                    error=measured)
+    assert isinstance(measured, CellMeasurement)
+    tasks = [t for r in measured.repeats for t in r.tasks]
+    error = next((t.error for t in tasks if t.error), None)
+    if subject.checked:
+        correct = error is None and all(t.value == subject.expected for t in tasks)
+    else:
+        correct = error is None and all(t.value == tasks[0].value for t in tasks)
+        if correct and subject.expected is not None:
+            correct = tasks[0].value == subject.expected
+    wall = measured.wall_s
+    cpu = statistics.median(r.cpu_s for r in measured.repeats)
+    cores = cpu / wall if wall > 0 else 0.0
+    serial_s = subject.serial_s if subject.serial_s is not None else wall
+    speedup = workers * serial_s / wall if wall > 0 else 0.0
+    io_bound = subject.io_bound
+    off_cpu = statistics.fmean(t.off_cpu for t in tasks)
+    os_wait = os_share(workers, n_cpus, io_bound, executor)
+    gil_wait = max(0.0, off_cpu - os_wait)
+    verdict = judge(executor=executor, workers=workers, speedup=speedup, cores_used=cores,
+                    correct=correct, io_bound=io_bound, cpu_count=n_cpus,
+                    noise=measured.noise, noise_limit=plan.noise_limit, tries=measured.tries,
+                    error=error, gil_wait=gil_wait, serial_s=serial_s)
+    return Cell(**{**common, "serial_s": serial_s}, wall_s=wall,
+                wall_s_all=tuple(r.wall_s for r in measured.repeats), cpu_s=cpu,
+                cores_used=cores, speedup=speedup, correct=correct, gil_wait=gil_wait,
+                gil_held=measured.gil_held, noise=measured.noise, verdict=verdict.verdict, reason=verdict.reason,
+                ideal=None if executor == "serial" else ideal_speedup(workers, n_cpus, io_bound),
+                os_wait=os_wait, tries=measured.tries, error=error)
+
+
+def run_compare(plan: Plan, progress: Progress | None = None) -> CompareRun:
+    """Measure the whole matrix of ``plan``; return every cell with its verdict."""
+    progress = progress or Progress()
+    n_cpus = cpu_count()
+    env = collect_env()
+    if plan.start_method:
+        env["start_method"] = plan.start_method
+    planned = plan_cells(plan)
+    progress.start(len(planned))
+    cells: list[Cell] = []
+    for name in plan.subjects:
+        progress.step(f"{name}: calibrating")
+        subject = _prepare(name, plan)
+        for _, executor, workers in [c for c in planned if c[0] == name]:
+            if executor == "gevent":
+                continue
+            progress.step(f"{name} on {executor} x{workers}")
+            try:
+                measured = _measure_local(subject, executor, workers, plan)
+            except WorkerFailed as exc:
+                measured = str(exc)
+            cell = _build_cell(subject, executor, workers, measured, plan, n_cpus)
+            if executor == "serial":
+                subject.serial_s = cell.wall_s
+                if not subject.checked and cell.correct:
+                    # A target's answer is whatever its serial run gave; its kind
+                    # (CPU or waiting) is read from how much CPU that run used.
+                    subject.expected = measured.repeats[0].tasks[0].value
+                    subject.io_bound = (cell.cores_used or 0) < 0.5
+                    cell = _build_cell(subject, executor, workers, measured, plan, n_cpus)
+            cells.append(cell)
+            progress.cell_done(cell)
+        if "gevent" in plan.executors:
+            progress.step(f"{name} on gevent (own process)")
+            for workers, measured in _measure_gevent(subject, list(plan.workers), plan):
+                cell = _build_cell(subject, "gevent", workers, measured, plan, n_cpus)
+                cells.append(cell)
+                progress.cell_done(cell)
+    settings = {"kernels": list(plan.kernels), "executors": list(plan.executors),
+                "workers": list(plan.workers), "repeat": plan.repeat,
+                "target_s": plan.target_s, "p": plan.p, "target": plan.target,
+                "noise_limit": plan.noise_limit}
+    return CompareRun(env, tuple(cells), settings)

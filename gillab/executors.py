@@ -1,0 +1,246 @@
+"""Every concurrency model of the lesson behind one signature.
+
+``open_executor(name, n_workers)`` returns a started executor whose ``run(task, k)``
+runs k identical tasks on its workers and returns their TaskResults in order.
+Pools are created (and warmed) when the executor opens, apart from the timed work;
+``threads`` and ``processes`` start their workers inside ``run``, as the lesson does.
+
+gevent is never imported here: gevent cells run in a child process of their own
+(gillab.gevent_child), which patches itself first thing.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+import signal
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
+
+from gillab import kernels
+from gillab.measure import TaskResult, run_task
+
+__all__ = ["EXECUTORS", "IN_PROCESS", "open_executor", "WorkerFailed"]
+
+EXECUTORS = ("serial", "threads", "processes", "mp_pool", "thread_pool", "process_pool",
+             "gevent")
+#: Executors whose workers share the measuring process (and its GIL).
+IN_PROCESS = frozenset({"serial", "threads", "thread_pool"})
+
+
+class WorkerFailed(Exception):
+    """A worker died or hung: the cell reports it and the run goes on."""
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C belongs to the parent, which stops the workers itself: a worker
+    # printing its own KeyboardInterrupt traceback would only be noise.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _warm(seconds: float) -> int:
+    time.sleep(seconds)
+    return 0
+
+
+class Executor:
+    """The shared signature. Subclasses start in __init__ and stop in close()."""
+
+    name = "?"
+
+    def __init__(self, n_workers: int, start_method: str | None = None,
+                 timeout_s: float = 300.0):
+        self.n_workers = n_workers
+        self.timeout_s = timeout_s
+        self.context = multiprocessing.get_context(start_method)
+
+    def run(self, task: kernels.Task, n_tasks: int) -> list[TaskResult]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop every worker. Safe to call twice and after Ctrl-C."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Serial(Executor):
+    name = "serial"
+
+    def run(self, task, n_tasks):
+        return [run_task(task) for _ in range(n_tasks)]
+
+
+class Threads(Executor):
+    """One threading.Thread per task, started and joined inside the timed run."""
+
+    name = "threads"
+
+    def run(self, task, n_tasks):
+        results: list = [None] * n_tasks
+
+        def work(i):
+            results[i] = run_task(task)
+
+        # Daemon threads: after Ctrl-C the interpreter may exit without waiting
+        # for a task still inside a kernel call.
+        threads = [threading.Thread(target=work, args=(i,), daemon=True)
+                   for i in range(n_tasks)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return results
+
+
+def _process_main(task, conn) -> None:
+    _ignore_sigint()
+    try:
+        conn.send(run_task(task))
+    finally:
+        conn.close()
+
+
+class Processes(Executor):
+    """One multiprocessing.Process per task, started and joined inside the timed run."""
+
+    name = "processes"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._live: list = []
+
+    def run(self, task, n_tasks):
+        pipes = [self.context.Pipe(duplex=False) for _ in range(n_tasks)]
+        procs = [self.context.Process(target=_process_main, args=(task, send), daemon=True)
+                 for _, send in pipes]
+        self._live = procs
+        for proc in procs:
+            proc.start()
+        for _, send in pipes:
+            send.close()  # the child holds its own end; EOF then means it died
+        results: list = [None] * n_tasks
+        deadline = time.monotonic() + self.timeout_s
+        for i, (recv, _) in enumerate(pipes):
+            remaining = deadline - time.monotonic()
+            if remaining > 0 and recv.poll(remaining):
+                try:
+                    results[i] = recv.recv()
+                except EOFError:
+                    pass
+            recv.close()
+        for proc in procs:
+            proc.join(timeout=max(0.0, deadline - time.monotonic()))
+        failed = [p for p, r in zip(procs, results) if r is None]
+        self.close()
+        if failed:
+            codes = sorted({p.exitcode for p in failed}, key=str)
+            raise WorkerFailed(f"{len(failed)} worker process(es) died or hung "
+                               f"(exit code {', '.join(map(str, codes))})")
+        return results
+
+    def close(self):
+        for proc in self._live:
+            if proc.is_alive():
+                proc.kill()
+            proc.join()
+        self._live = []
+
+
+class MpPool(Executor):
+    """multiprocessing.Pool(k), created and warm before the timed run."""
+
+    name = "mp_pool"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pool = self.context.Pool(self.n_workers, initializer=_ignore_sigint)
+        self.pool.map(_warm, [0.0] * self.n_workers, chunksize=1)
+
+    def run(self, task, n_tasks):
+        pending = self.pool.map_async(run_task, [task] * n_tasks, chunksize=1)
+        try:
+            # Pool never notices a dead worker's lost task: only a timeout ends the wait.
+            return pending.get(timeout=self.timeout_s)
+        except multiprocessing.TimeoutError:
+            raise WorkerFailed(f"no answer within {self.timeout_s:.0f} s: "
+                               "a pool worker died or hung") from None
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
+
+
+class _FuturesExecutor(Executor):
+    def run(self, task, n_tasks):
+        futures = [self.pool.submit(run_task, task) for _ in range(n_tasks)]
+        try:
+            return [f.result(timeout=self.timeout_s) for f in futures]
+        except BrokenProcessPool:
+            raise WorkerFailed("a pool worker process died (BrokenProcessPool)") from None
+        except FutureTimeout:
+            raise WorkerFailed(f"no answer within {self.timeout_s:.0f} s") from None
+
+
+class ThreadPool(_FuturesExecutor):
+    """concurrent.futures.ThreadPoolExecutor(k), all k threads started before the run."""
+
+    name = "thread_pool"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pool = ThreadPoolExecutor(self.n_workers)
+        # The executor starts threads lazily; a barrier makes it start all k now.
+        barrier = threading.Barrier(self.n_workers)
+        list(self.pool.map(lambda _: barrier.wait(timeout=30), range(self.n_workers)))
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None
+
+
+class ProcessPool(_FuturesExecutor):
+    """concurrent.futures.ProcessPoolExecutor(k), all k processes started before the run."""
+
+    name = "process_pool"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pool = ProcessPoolExecutor(self.n_workers, mp_context=self.context,
+                                        initializer=_ignore_sigint)
+        # k overlapping sleeps make it start every worker, whatever the start method.
+        list(self.pool.map(_warm, [0.05] * self.n_workers))
+
+    def close(self):
+        if self.pool is not None:
+            processes = list((self.pool._processes or {}).values())
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            for proc in processes:  # a task mid-call would otherwise run on
+                if proc.is_alive():
+                    proc.kill()
+                proc.join()
+            self.pool = None
+
+
+_CLASSES = {cls.name: cls for cls in (Serial, Threads, Processes, MpPool, ThreadPool,
+                                      ProcessPool)}
+
+
+def open_executor(name: str, n_workers: int, start_method: str | None = None,
+                  timeout_s: float = 300.0) -> Executor:
+    """Start the executor ``name`` with ``n_workers`` workers (not for ``gevent``)."""
+    try:
+        cls = _CLASSES[name]
+    except KeyError:
+        raise ValueError(f"unknown executor {name!r}; choose from {', '.join(EXECUTORS)}"
+                         + (" (gevent runs through gillab.gevent_child)" if name == "gevent"
+                            else "")) from None
+    return cls(n_workers, start_method=start_method, timeout_s=timeout_s)
