@@ -163,13 +163,21 @@ class MpPool(Executor):
         self.pool.map(_warm, [0.0] * self.n_workers, chunksize=1)
 
     def run(self, task, n_tasks):
+        # Pool never notices that a worker died (bpo-22393): it replaces the process
+        # and waits forever for the lost task. So watch the workers it started with;
+        # Pool has no public list of them, hence the private _pool.
+        workers = list(self.pool._pool)
         pending = self.pool.map_async(run_task, [task] * n_tasks, chunksize=1)
-        try:
-            # Pool never notices a dead worker's lost task: only a timeout ends the wait.
-            return pending.get(timeout=self.timeout_s)
-        except multiprocessing.TimeoutError:
-            raise WorkerFailed(f"no answer within {self.timeout_s:.0f} s: "
-                               "a pool worker died or hung") from None
+        deadline = time.monotonic() + self.timeout_s
+        while not pending.ready():
+            pending.wait(0.05)
+            dead = [w for w in workers if w.exitcode is not None]
+            if dead and not pending.ready():
+                raise WorkerFailed(f"a pool worker process died (exit code {dead[0].exitcode})")
+            if time.monotonic() > deadline:
+                raise WorkerFailed(f"no answer within {self.timeout_s:.0f} s: "
+                                   "a pool worker hung")
+        return pending.get()
 
     def close(self):
         if self.pool is not None:

@@ -101,14 +101,19 @@ def _subject_title(cells, descriptions: dict) -> list[str]:
 _GOOD = ("parallel", "IO-overlapped")
 
 
+def _wrap(text: str, indent: str = "", width: int = WIDTH) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width, initial_indent=indent,
+                         subsequent_indent=indent + "    ") or [""]
+
+
 def _why_lines(cells) -> list[str]:
     """One wrapped line per verdict word in a group: which cells, and one reason in numbers.
 
     The serial baseline and one-worker cells that met their ideal say nothing new,
     so they are left to the table.
     """
-    import textwrap
-
     telling = [c for c in cells if c.executor != "serial"
                and (c.workers > 1 or c.verdict not in _GOOD)]
     lines = []
@@ -116,22 +121,18 @@ def _why_lines(cells) -> list[str]:
         members = [c for c in telling if c.verdict == verdict]
         where = ", ".join(f"{c.executor} x{c.workers}" for c in members)
         example = max(members, key=lambda c: c.workers)
-        text = f"{verdict} ({where}): {example.reason}"
-        lines.extend(textwrap.wrap(text, WIDTH - 2, initial_indent="  ",
-                                   subsequent_indent="      "))
+        lines += _wrap(f"{verdict} ({where}): {example.reason}", indent="  ")
     return lines
 
 
 def format_table(run, descriptions: dict | None = None) -> list[str]:
     """The compare table: environment on top, one block per kernel, reasons under each."""
     descriptions = descriptions or {}
-    lines = [f"gillab compare — {format_env_line(run.env)}",
-             "k identical tasks on k workers; speedup = k x T(serial) / T(cell); "
-             "ideal = min(k, CPUs)",
-             "for CPU work, k for waits. cores = CPU seconds / wall seconds. "
-             "GIL wait = share of",
-             "a task's time off-CPU (OS queue taken out); held = share of time the GIL "
-             "was taken."]
+    lines = [*_wrap(f"gillab compare — {format_env_line(run.env)}"),
+             *_wrap("k identical tasks on k workers. speedup = k x T(serial) / T(cell); "
+                    "ideal = min(k, CPUs) for CPU work, k for waits. cores = CPU seconds / "
+                    "wall seconds. GIL wait = share of a task's time off-CPU, the OS "
+                    "queue taken out; held = share of time a probe found the GIL taken.")]
     groups: dict[str, list] = {}
     for cell in run.cells:
         groups.setdefault(cell.kernel, []).append(cell)
@@ -144,12 +145,14 @@ def format_table(run, descriptions: dict | None = None) -> list[str]:
     noisy = [c for c in run.cells if c.verdict == "noisy"]
     wrong = [c for c in run.cells if c.verdict == "wrong"]
     if noisy:
-        lines += ["", f"WARNING: {len(noisy)} cell(s) ran while other processes took the "
-                      "CPU (noise guard); their figures may be unstable: "
-                  + ", ".join(f"{c.kernel}/{c.executor} x{c.workers}" for c in noisy)]
+        lines += ["", *_wrap(f"WARNING: {len(noisy)} cell(s) ran while other processes took "
+                             "the CPU (noise guard); their figures may be unstable: "
+                             + ", ".join(f"{c.kernel}/{c.executor} x{c.workers}"
+                                         for c in noisy))]
     if wrong:
         lines += ["", f"ERROR: {len(wrong)} cell(s) failed or gave a wrong answer:"]
-        lines += [f"  {c.kernel}/{c.executor} x{c.workers}: {c.reason}" for c in wrong]
+        for c in wrong:
+            lines += _wrap(f"{c.kernel}/{c.executor} x{c.workers}: {c.reason}", indent="  ")
     return lines
 
 

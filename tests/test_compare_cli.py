@@ -1,0 +1,203 @@
+"""`python -m gillab compare` and `show`, run as a user runs them."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from gillab import __main__ as cli
+from gillab import kernels
+from gillab.executors import EXECUTORS
+
+from .conftest import retry_once, run_gillab
+
+pytestmark = pytest.mark.slow
+
+
+def cells_of(path) -> dict:
+    with open(path) as f:
+        data = json.load(f)
+    return {(c["kernel"], c["executor"], c["workers"]): c for c in data["cells"]}
+
+
+def test_parser_names_match_the_registries():
+    assert cli.KERNEL_NAMES == kernels.names()
+    assert tuple(cli.EXECUTOR_NAMES) == EXECUTORS
+
+
+class TestVerdictsThroughTheCli:
+    """The lab's claim end to end: nogil threads run in parallel, GIL threads do not."""
+
+    def test_threads_gil_vs_nogil(self, tmp_path):
+        path = tmp_path / "r.json"
+
+        def check():
+            result = run_gillab("compare", "-k", "cy_gil", "cy_nogil", "-e", "threads",
+                                "processes", "-w", "2", "--repeat", "2", "--target-s",
+                                "0.15", "--json", str(path))
+            assert result.returncode == 0, result.stderr
+            cells = cells_of(path)
+            assert all(c["correct"] for c in cells.values())
+            nogil, gil = cells["cy_nogil", "threads", 2], cells["cy_gil", "threads", 2]
+            # Through CPU time, with margins for a busy 2-core machine.
+            assert nogil["cores_used"] >= 1.6, nogil
+            assert gil["cores_used"] <= 1.25, gil
+            assert gil["verdict"] == "GIL-bound", gil
+            assert nogil["verdict"] == "parallel", nogil
+            assert cells["cy_gil", "processes", 2]["cores_used"] >= 1.6
+            return result
+
+        result = retry_once(check)
+        assert "cy_nogil (n=" in result.stdout and "GIL-bound" in result.stdout
+        assert "[" in result.stderr  # progress went to stderr, not into the table
+
+    def test_gevent_cpu_work_is_serialized_and_sleep_overlaps(self, tmp_path):
+        path = tmp_path / "r.json"
+        result = run_gillab("compare", "-k", "py", "sleep", "-e", "gevent", "-w", "2",
+                            "--repeat", "1", "--target-s", "0.1", "--json", str(path))
+        assert result.returncode == 0, result.stderr
+        cells = cells_of(path)
+        assert cells["py", "gevent", 2]["verdict"] == "serialized"
+        assert cells["sleep", "gevent", 2]["verdict"] == "IO-overlapped"
+        assert cells["py", "gevent", 2]["correct"] is True
+
+    def test_show_rerenders_without_measuring(self, tmp_path):
+        path = tmp_path / "r.json"
+        result = run_gillab("compare", "-k", "cy_nogil", "-e", "threads", "-w", "1",
+                            "--repeat", "1", "--target-s", "0.05", "--json", str(path), "-q")
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == ""
+        shown = run_gillab("show", str(path))
+        assert shown.returncode == 0
+        assert shown.stdout == result.stdout
+
+
+class TestTarget:
+    """--target runs the user's own function; its errors stay in its cell."""
+
+    def test_user_function_is_judged(self, tmp_path):
+        path = tmp_path / "r.json"
+        result = run_gillab("compare", "--target", "tests.targets:busy", "-w", "2",
+                            "--repeat", "1", "--json", str(path))
+        assert result.returncode == 0, result.stderr
+        cells = cells_of(path)
+        assert set(e for _, e, _ in cells) == {"serial", "threads", "processes"}
+        assert all(c["correct"] for c in cells.values())
+        assert cells["tests.targets:busy", "threads", 2]["cores_used"] <= 1.3
+
+    def test_exception_in_user_code_is_one_line_in_its_cell(self, tmp_path):
+        path = tmp_path / "r.json"
+        result = run_gillab("compare", "--target", "tests.targets:boom", "-e", "threads",
+                            "-w", "2", "--repeat", "1", "--json", str(path))
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr + result.stdout
+        cell = cells_of(path)["tests.targets:boom", "threads", 2]
+        assert cell["verdict"] == "wrong"
+        assert cell["error"] == "ZeroDivisionError: division by zero in user code"
+
+    @pytest.mark.parametrize("executor", ["processes", "process_pool", "mp_pool"])
+    def test_a_dying_worker_is_reported_and_the_run_goes_on(self, tmp_path, executor):
+        path = tmp_path / "r.json"
+        result = run_gillab("compare", "--target", "tests.targets:die_in_child", "-e",
+                            executor, "threads", "-w", "1", "--repeat", "1", "--json",
+                            str(path), timeout=120)
+        assert result.returncode == 0, result.stderr
+        cells = cells_of(path)
+        dead = cells["tests.targets:die_in_child", executor, 1]
+        assert dead["verdict"] == "wrong"
+        assert "died" in dead["error"]
+        assert cells["tests.targets:die_in_child", "threads", 1]["correct"] is True
+
+
+class TestBadInput:
+    """Usage errors exit 2 with the valid names; nothing is measured."""
+
+    @pytest.mark.parametrize("args,expected", [
+        (["-k", "nope"], "choose from 'py', 'cy_gil', 'cy_nogil', 'bigint', 'sleep'"),
+        (["-e", "fibers"], "choose from 'serial', 'threads'"),
+        (["-w", "0"], "must be >= 1"),
+        (["-w", "abc"], "not a whole number"),
+        (["-w", "-2"], "must be >= 1"),
+        (["--repeat", "0"], "must be >= 1"),
+        (["--target-s", "-1"], "must be > 0"),
+        (["--json", "/nonexistent/dir/r.json"], "does not exist"),
+        (["--target", "nomodule_xyz:f"], "cannot import 'nomodule_xyz'"),
+        (["--target", "tests.targets:missing"], "has no attribute 'missing'"),
+        (["--target", "tests.targets:NOT_CALLABLE"], "is not callable"),
+        (["--target", "justaname"], "must look like MODULE:FUNC"),
+    ])
+    def test_exit_2(self, args, expected):
+        result = run_gillab("compare", *args)
+        assert result.returncode == 2, result.stderr
+        assert expected in result.stderr
+        assert "Traceback" not in result.stderr
+        assert result.stdout == ""
+
+    def test_show_missing_file(self, tmp_path):
+        result = run_gillab("show", str(tmp_path / "none.json"))
+        assert result.returncode == 1
+        assert result.stderr.strip() == f"gillab: error: no such file: {tmp_path / 'none.json'}"
+
+    def test_show_not_a_result(self, tmp_path):
+        path = tmp_path / "x.json"
+        path.write_text('{"a": 1}')
+        result = run_gillab("show", str(path))
+        assert result.returncode == 1
+        assert "not a gillab compare result" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _group_processes(pgid: int) -> list:
+    alive = []
+    for proc in psutil.process_iter(["pid", "status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc.pid)
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            continue
+    return alive
+
+
+@pytest.mark.parametrize("executor", ["mp_pool", "processes", "gevent", "threads"])
+def test_ctrl_c_exits_130_with_no_orphans_and_no_json(tmp_path, executor):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) mid-cell."""
+    path = tmp_path / "r.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gillab", "compare", "-k", "py", "-e", executor, "-w", "2",
+         "--repeat", "10", "--target-s", "0.1", "--json", str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        # Wait until the cell under test is running (progress lines on stderr).
+        marker = f"py on {executor}"
+        deadline = time.monotonic() + 60
+        seen = ""
+        while marker not in seen and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen += line
+        assert marker in seen, seen
+        time.sleep(0.5)
+        sent = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "gillab: interrupted"
+    print(f"{executor}: stopped {took:.2f} s after Ctrl-C")
+    assert took < 3.0, f"took {took:.2f} s to stop"  # goal 1 s; margin for a busy machine
+    assert not path.exists()
+    assert not list(tmp_path.iterdir())
+    time.sleep(0.2)
+    assert _group_processes(proc.pid) == []

@@ -1,0 +1,124 @@
+"""Verdicts from hand-made numbers: no clocks, no kernels."""
+from __future__ import annotations
+
+import pytest
+
+from gillab.verdict import VERDICTS, ideal_speedup, judge, os_share
+
+
+def verdict(**overrides):
+    args = dict(executor="threads", workers=2, speedup=1.0, cores_used=1.0, correct=True,
+                io_bound=False, cpu_count=2, noise=0.0)
+    args.update(overrides)
+    return judge(**args)
+
+
+class TestCpuWork:
+    """CPU kernels: parallel near the ideal, GIL-bound threads on one core."""
+
+    def test_threads_on_one_core_are_gil_bound(self):
+        j = verdict(speedup=1.01, cores_used=1.00, gil_wait=0.49)
+        assert j.verdict == "GIL-bound"
+        assert "speedup 1.01x on 2 threads, 1.00 cores used" in j.reason
+        assert "49%" in j.reason
+
+    def test_threads_near_ideal_are_parallel(self):
+        j = verdict(speedup=1.97, cores_used=1.98)
+        assert j.verdict == "parallel"
+        assert j.reason == "speedup 1.97x on 2 threads, 1.98 cores used (ideal 2)"
+
+    def test_processes_never_gil_bound(self):
+        # Slow processes are not the GIL's fault: another word, with the numbers.
+        j = verdict(executor="processes", speedup=1.1, cores_used=1.05)
+        assert j.verdict == "overhead-bound"
+
+    def test_ideal_caps_at_cpu_count(self):
+        assert verdict(executor="processes", workers=4, speedup=1.9,
+                       cores_used=1.95).verdict == "parallel"
+        assert ideal_speedup(4, 2, io_bound=False) == 2
+        assert ideal_speedup(4, 2, io_bound=True) == 4
+
+    def test_greenlets_doing_cpu_work_are_serialized_not_gil_bound(self):
+        j = verdict(executor="gevent", speedup=1.0, cores_used=1.0)
+        assert j.verdict == "serialized"
+        assert "GIL is not the cause" in j.reason
+
+    def test_thread_pool_counts_as_threads(self):
+        assert verdict(executor="thread_pool", speedup=1.0).verdict == "GIL-bound"
+
+    def test_one_worker_with_heavy_overhead(self):
+        j = verdict(executor="processes", workers=1, speedup=0.5, cores_used=1.0)
+        assert j.verdict == "overhead-bound"
+        assert "2.00x slower" in j.reason
+
+    def test_serial_is_the_baseline(self):
+        j = verdict(executor="serial", workers=1, speedup=1.0, serial_s=0.3)
+        assert j.verdict == "serialized"
+        assert "baseline" in j.reason and "0.300 s" in j.reason
+
+
+class TestIoWork:
+    """Waits overlap on every executor that has more than one worker."""
+
+    @pytest.mark.parametrize("executor", ["threads", "gevent", "processes", "thread_pool"])
+    def test_overlapped(self, executor):
+        j = verdict(executor=executor, speedup=1.98, cores_used=0.02, io_bound=True)
+        assert j.verdict == "IO-overlapped"
+
+    def test_waits_in_a_row_are_serialized(self):
+        j = verdict(speedup=1.0, cores_used=0.01, io_bound=True)
+        assert j.verdict == "serialized"
+
+    def test_io_ideal_is_worker_count(self):
+        # 4 sleeping threads on 2 CPUs can reach 4x: 2.5x is short of it.
+        j = verdict(workers=4, speedup=2.5, cores_used=0.05, io_bound=True)
+        assert j.verdict == "overhead-bound"
+
+
+class TestFailures:
+    """Wrong answers and noise override everything else."""
+
+    def test_wrong_answer(self):
+        j = verdict(speedup=1.97, cores_used=1.98, correct=False)
+        assert j.verdict == "wrong"
+        assert "differed" in j.reason
+
+    def test_error_is_the_reason(self):
+        j = verdict(correct=False, error="ZeroDivisionError: division by zero")
+        assert j.verdict == "wrong"
+        assert j.reason == "ZeroDivisionError: division by zero"
+
+    def test_noise_beats_a_confident_verdict(self):
+        j = verdict(speedup=1.05, cores_used=1.0, noise=0.35, tries=3)
+        assert j.verdict == "noisy"
+        assert "35%" in j.reason and "3 tries" in j.reason
+
+    def test_noise_under_limit_is_ignored(self):
+        assert verdict(speedup=1.97, cores_used=1.98, noise=0.05).verdict == "parallel"
+
+
+def test_every_word_is_reachable():
+    seen = {
+        verdict(speedup=1.0).verdict,
+        verdict(speedup=2.0, cores_used=2.0).verdict,
+        verdict(speedup=2.0, cores_used=0.0, io_bound=True).verdict,
+        verdict(executor="gevent").verdict,
+        verdict(executor="processes", speedup=1.2, cores_used=1.9).verdict,
+        verdict(noise=0.5).verdict,
+        verdict(correct=False).verdict,
+    }
+    assert seen == set(VERDICTS)
+
+
+class TestOsShare:
+    """Oversubscription is the OS's queue, not GIL wait."""
+
+    def test_no_share_when_cpus_suffice(self):
+        assert os_share(2, 2, io_bound=False, executor="threads") == 0.0
+
+    def test_share_when_workers_outnumber_cpus(self):
+        assert os_share(4, 2, io_bound=False, executor="processes") == pytest.approx(0.5)
+
+    def test_no_share_for_waits_or_greenlets(self):
+        assert os_share(4, 2, io_bound=True, executor="threads") == 0.0
+        assert os_share(4, 2, io_bound=False, executor="gevent") == 0.0
