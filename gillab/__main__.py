@@ -105,6 +105,13 @@ def cmd_show(args) -> list[str]:
     return format_table(run, descriptions)
 
 
+def cmd_convoy(args) -> list[str]:
+    from gillab import convoy
+
+    # convoy.run_convoy measures (progress on stderr); convoy.format_convoy builds lines.
+    return convoy.main(args)
+
+
 def cmd_demo(args) -> list[str]:
     from gillab import demos
 
@@ -119,6 +126,7 @@ COMMANDS = {
     "compare": cmd_compare,
     "show": cmd_show,
     "demo": cmd_demo,
+    "convoy": cmd_convoy,
     "env": cmd_env,
     "kernels": cmd_kernels,
 }
@@ -166,6 +174,20 @@ def create_parser() -> argparse.ArgumentParser:
                    help="measure ns per iteration and the ratio to the plain C loop")
     p.add_argument("--target-s", type=_positive_float, default=0.2, metavar="S",
                    help="seconds per calibrated call (default 0.2)")
+    p = sub.add_parser("convoy", help="what a CPU-bound thread costs an IO thread's latency",
+                       description="The main thread does small IO operations while one "
+                                   "background thread runs a kernel; p50/p99/max latency.")
+    p.add_argument("-b", "--background", nargs="+", action="extend",
+                   choices=["none", "py", "cy_gil", "cy_nogil"], metavar="BACKGROUND",
+                   help="background work (default all: none, py, cy_gil, cy_nogil)")
+    p.add_argument("-p", "--probe", nargs="+", action="extend",
+                   choices=["sleep", "socketpair", "echo"], metavar="PROBE",
+                   help="IO probes (default all: sleep, socketpair, echo)")
+    p.add_argument("--samples", type=_positive_int, default=200, metavar="N",
+                   help="probe operations per row (default 200)")
+    p.add_argument("--json", metavar="PATH", help="also write the rows as JSON (atomically)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
     p = sub.add_parser("demo", help="run one of the lesson's demos (no NAME: list them)")
     p.add_argument("name", nargs="?", metavar="NAME", help="the demo to run")
     p.add_argument("--lang", choices=["en", "zh"], default="en",

@@ -164,12 +164,16 @@ def _build_cell(subject: _Subject, executor: str, workers: int, measured, plan: 
     speedup = workers * serial_s / wall if wall > 0 else 0.0
     io_bound = subject.io_bound
     off_cpu = statistics.fmean(t.off_cpu for t in tasks)
-    os_wait = os_share(workers, n_cpus, io_bound, executor)
+    queued = [t.os_queue for t in tasks]
+    if all(q is not None for q in queued):
+        os_wait = statistics.fmean(queued)   # measured: time runnable but queued
+    else:
+        os_wait = os_share(workers, n_cpus, io_bound, executor)  # modelled
     gil_wait = max(0.0, off_cpu - os_wait)
     verdict = judge(executor=executor, workers=workers, speedup=speedup, cores_used=cores,
                     correct=correct, io_bound=io_bound, cpu_count=n_cpus,
                     noise=measured.noise, noise_limit=plan.noise_limit, tries=measured.tries,
-                    error=error, gil_wait=gil_wait, serial_s=serial_s)
+                    error=error, gil_wait=gil_wait, os_wait=os_wait, serial_s=serial_s)
     return Cell(**{**common, "serial_s": serial_s}, wall_s=wall,
                 wall_s_all=tuple(r.wall_s for r in measured.repeats), cpu_s=cpu,
                 cores_used=cores, speedup=speedup, correct=correct, gil_wait=gil_wait,

@@ -35,6 +35,7 @@ class TaskResult:
     thread_cpu_s: float
     error: str | None = None
     pid: int = 0
+    run_delay_s: float | None = None  # time runnable but queued for a CPU (schedstat)
 
     @property
     def off_cpu(self) -> float:
@@ -43,17 +44,41 @@ class TaskResult:
             return 0.0
         return min(1.0, max(0.0, 1.0 - self.thread_cpu_s / self.wall_s))
 
+    @property
+    def os_queue(self) -> float | None:
+        """Share of the task's wall time its thread was runnable but waiting for a CPU.
+
+        That part of off-CPU time is the OS's queue (more runnable threads than
+        CPUs, or other processes), not the GIL: a thread waiting for the GIL is
+        blocked, not runnable.
+        """
+        if self.run_delay_s is None or self.wall_s <= 0:
+            return None
+        return min(self.off_cpu, max(0.0, self.run_delay_s / self.wall_s))
+
+
+def _run_delay() -> float | None:
+    """Seconds this thread has spent runnable but not running (Linux schedstat)."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
+
 
 def run_task(task: kernels.Task) -> TaskResult:
     """Run one task in whatever worker calls this, timing it from the inside."""
     func = task.resolve()
+    delay0 = _run_delay()
     wall0, cpu0 = time.perf_counter(), time.thread_time()
     try:
         value, error = func(*task.args), None
     except Exception as exc:  # user code: the error belongs to the cell, the run goes on
         value, error = None, f"{type(exc).__name__}: {exc}".splitlines()[0]
-    return TaskResult(value, time.perf_counter() - wall0, time.thread_time() - cpu0,
-                      error, os.getpid())
+    wall, cpu = time.perf_counter() - wall0, time.thread_time() - cpu0
+    delay1 = _run_delay()
+    delay = None if delay0 is None or delay1 is None else delay1 - delay0
+    return TaskResult(value, wall, cpu, error, os.getpid(), delay)
 
 
 # --- single calls and calibration -----------------------------------------------------

@@ -61,7 +61,8 @@ def os_share(workers: int, cpu_count: int, io_bound: bool, executor: str) -> flo
 def judge(*, executor: str, workers: int, speedup: float | None, cores_used: float | None,
           correct: bool, io_bound: bool, cpu_count: int, noise: float | None = None,
           noise_limit: float = 0.10, tries: int = 1, error: str | None = None,
-          gil_wait: float | None = None, serial_s: float | None = None) -> Judgement:
+          gil_wait: float | None = None, os_wait: float | None = None,
+          serial_s: float | None = None) -> Judgement:
     """The verdict for one cell, with the numbers that led to it."""
     if error:
         return Judgement("wrong", error)
@@ -96,7 +97,9 @@ def judge(*, executor: str, workers: int, speedup: float | None, cores_used: flo
     if speedup >= PARALLEL_EFFICIENCY * ideal:
         return Judgement("parallel", f"{numbers} (ideal {ideal:.0f})")
     if executor in IN_PROCESS_THREADS and cores_used < ONE_CORE:
-        wait = f", each thread waited {gil_wait:.0%} of its time" if gil_wait else ""
+        wait = f", each thread waited {gil_wait:.0%} of its time for the GIL" if gil_wait else ""
+        if os_wait and os_wait >= 0.05:
+            wait += f" (and {os_wait:.0%} queued for a CPU)"
         return Judgement("GIL-bound", f"{numbers}{wait}: one thread holds the GIL at a time")
     return Judgement("overhead-bound", f"{numbers}: below the ideal {ideal:.0f}, lost to "
                                        "starting workers, dispatch or sharing the CPUs")
