@@ -15,6 +15,8 @@ __all__ = ["create_parser", "main"]
 KERNEL_NAMES = ["py", "cy_gil", "cy_nogil", "bigint", "sleep"]
 EXECUTOR_NAMES = ["serial", "threads", "processes", "mp_pool", "thread_pool", "process_pool",
                   "gevent"]
+#: Asked for by name only, never in the default matrix.
+OPTIONAL_EXECUTOR_NAMES = ["dask", "interpreters"]
 
 
 def cmd_env(args) -> list[str]:
@@ -64,6 +66,11 @@ def cmd_compare(args) -> list[str]:
     if args.plot:
         _check_output_path(args.plot, "--plot")
         _check_plot_extra()
+    if args.python:
+        from gillab.interpreters import compare_across
+
+        # Each interpreter runs this same command in a venv of its own; see interpreters.py.
+        return compare_across(args)
     executors = args.executor or (["serial", "threads", "processes"] if args.target else None)
     plan = Plan(
         kernels=tuple(dict.fromkeys(args.kernel)) if args.kernel else Plan.kernels,
@@ -73,7 +80,15 @@ def cmd_compare(args) -> list[str]:
         target_s=args.target_s or (0.1 if args.quick else 0.3),
         target=args.target,
         start_method=args.start_method,
+        dask_shapes=args.dask_shape,
+        dask_scheduler=args.dask_scheduler,
     )
+    if "dask" in plan.executors:
+        from gillab.executors import unavailable_reason
+
+        reason = unavailable_reason("dask")
+        if reason:  # asked for by name: a missing extra is a usage error, not a skip
+            raise UsageError(f"-e dask: {reason}")
     if plan.target:
         try:
             kernels.load_target(plan.target)
@@ -143,9 +158,10 @@ def create_parser() -> argparse.ArgumentParser:
                                    "and executor, and judge each cell.")
     p.add_argument("-k", "--kernel", nargs="+", action="extend", choices=KERNEL_NAMES,
                    metavar="KERNEL", help=f"kernels to run (default all: {', '.join(KERNEL_NAMES)})")
-    p.add_argument("-e", "--executor", nargs="+", action="extend", choices=EXECUTOR_NAMES,
-                   metavar="EXECUTOR",
-                   help=f"executors to run (default all: {', '.join(EXECUTOR_NAMES)})")
+    p.add_argument("-e", "--executor", nargs="+", action="extend",
+                   choices=EXECUTOR_NAMES + OPTIONAL_EXECUTOR_NAMES, metavar="EXECUTOR",
+                   help=f"executors to run (default: {', '.join(EXECUTOR_NAMES)}; "
+                        f"by name only: {', '.join(OPTIONAL_EXECUTOR_NAMES)})")
     p.add_argument("-w", "--workers", type=_worker_list, metavar="1,2,4",
                    help="worker counts (default 1,2,4; 1,2 with --quick)")
     p.add_argument("--repeat", type=_positive_int, metavar="N",
@@ -159,6 +175,13 @@ def create_parser() -> argparse.ArgumentParser:
                         "(default executors: serial, threads, processes)")
     p.add_argument("--start-method", choices=multiprocessing.get_all_start_methods(),
                    help="multiprocessing start method for the process executors")
+    p.add_argument("--python", action="append", metavar="PATH",
+                   help="run the matrix under this interpreter too (repeatable), side by side")
+    p.add_argument("--dask-shape", type=_shape_list, metavar="2x1,1x2",
+                   help="dask cluster shapes, P processes x T threads (default: every "
+                        "shape whose product is the worker count)")
+    p.add_argument("--dask-scheduler", metavar="ADDRESS",
+                   help="use this running dask scheduler instead of a local cluster")
     p.add_argument("--json", metavar="PATH", help="also write every cell as JSON (atomically)")
     p.add_argument("--plot", metavar="PATH",
                    help="also write a PNG of speedup against workers (needs gillab[plot])")
@@ -212,6 +235,19 @@ def _worker_list(text: str) -> tuple:
     if not parts:
         raise argparse.ArgumentTypeError("give worker counts like 1,2,4")
     return tuple(sorted({_positive_int(part) for part in parts}))
+
+
+def _shape_list(text: str) -> tuple:
+    """'2x1,1x2' -> ('2x1', '1x2'): P processes x T threads, each >= 1."""
+    shapes = []
+    for part in (p.strip().lower() for p in text.split(",") if p.strip()):
+        procs, sep, threads = part.partition("x")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"a shape is PxT, like 2x1: got {part!r}")
+        shapes.append(f"{_positive_int(procs)}x{_positive_int(threads)}")
+    if not shapes:
+        raise argparse.ArgumentTypeError("give shapes like 2x1,1x2")
+    return tuple(dict.fromkeys(shapes))
 
 
 def _positive_float(text: str) -> float:

@@ -37,6 +37,8 @@ class Plan:
     start_method: str | None = None
     noise_limit: float = 0.10
     max_tries: int = 3
+    dask_shapes: tuple | None = None   # ("2x1", "1x2"); None: every shape of each k
+    dask_scheduler: str | None = None  # an existing cluster instead of a local one
 
     @property
     def subjects(self) -> tuple:
@@ -139,9 +141,11 @@ def _measure_gevent(subject: _Subject, workers_list, plan: Plan):
 
 
 def _build_cell(subject: _Subject, executor: str, workers: int, measured, plan: Plan,
-                n_cpus: int) -> Cell:
+                n_cpus: int, **extra) -> Cell:
+    """Numbers -> a Cell with its verdict. ``extra`` carries executor-specific fields
+    (a dask cell's shape, loop stall, ...)."""
     common = dict(kernel=subject.name, executor=executor, workers=workers, n=subject.n,
-                  seconds=subject.seconds, serial_s=subject.serial_s)
+                  seconds=subject.seconds, serial_s=subject.serial_s, **extra)
     if isinstance(measured, str):  # the cell could not be measured at all
         verdict = judge(executor=executor, workers=workers, speedup=None, cores_used=None,
                         correct=False, io_bound=subject.io_bound, cpu_count=n_cpus,
@@ -182,21 +186,57 @@ def _build_cell(subject: _Subject, executor: str, workers: int, measured, plan: 
                 os_wait=os_wait, tries=measured.tries, error=error)
 
 
+def unavailable_executors(executors) -> dict[str, str]:
+    """{executor: why it cannot run here} for the executors asked for."""
+    from gillab.executors import unavailable_reason
+
+    reasons = {}
+    for name in executors:
+        reason = unavailable_reason(name)
+        if reason:
+            reasons[name] = reason
+    return reasons
+
+
+def _measure_dask(subject: _Subject, plan: Plan):
+    """Yield (workers, shape, CellMeasurement or error message, extra Cell fields)."""
+    from gillab.dask_cells import measure_dask
+
+    yield from measure_dask(subject.task, list(plan.workers), shapes=plan.dask_shapes,
+                            scheduler=plan.dask_scheduler, repeat=plan.repeat,
+                            noise_limit=plan.noise_limit, max_tries=plan.max_tries,
+                            timeout_s=_timeout(subject, max(plan.workers)))
+
+
+#: Executors measured somewhere else than in this process's own executor loop.
+_REMOTE = ("gevent", "dask")
+
+
 def run_compare(plan: Plan, progress: Progress | None = None) -> CompareRun:
-    """Measure the whole matrix of ``plan``; return every cell with its verdict."""
+    """Measure the whole matrix of ``plan``; return every cell with its verdict.
+
+    Executors that cannot run here (see executors.unavailable_reason) are skipped,
+    and the run says why.
+    """
     progress = progress or Progress()
     n_cpus = cpu_count()
     env = collect_env()
     if plan.start_method:
         env["start_method"] = plan.start_method
-    planned = plan_cells(plan)
+    skipped = unavailable_executors(plan.executors)
+    planned = [c for c in plan_cells(plan) if c[1] not in skipped]
     progress.start(len(planned))
     cells: list[Cell] = []
+
+    def add(cell: Cell) -> None:
+        cells.append(cell)
+        progress.cell_done(cell)
+
     for name in plan.subjects:
         progress.step(f"{name}: calibrating")
         subject = _prepare(name, plan)
         for _, executor, workers in [c for c in planned if c[0] == name]:
-            if executor == "gevent":
+            if executor in _REMOTE:
                 continue
             progress.step(f"{name} on {executor} x{workers}")
             try:
@@ -212,16 +252,19 @@ def run_compare(plan: Plan, progress: Progress | None = None) -> CompareRun:
                     subject.expected = measured.repeats[0].tasks[0].value
                     subject.io_bound = (cell.cores_used or 0) < 0.5
                     cell = _build_cell(subject, executor, workers, measured, plan, n_cpus)
-            cells.append(cell)
-            progress.cell_done(cell)
-        if "gevent" in plan.executors:
+            add(cell)
+        if "gevent" in plan.executors and "gevent" not in skipped:
             progress.step(f"{name} on gevent (own process)")
             for workers, measured in _measure_gevent(subject, list(plan.workers), plan):
-                cell = _build_cell(subject, "gevent", workers, measured, plan, n_cpus)
-                cells.append(cell)
-                progress.cell_done(cell)
+                add(_build_cell(subject, "gevent", workers, measured, plan, n_cpus))
+        if "dask" in plan.executors and "dask" not in skipped:
+            progress.step(f"{name} on dask")
+            for workers, shape, measured, extra in _measure_dask(subject, plan):
+                add(_build_cell(subject, "dask", workers, measured, plan, n_cpus,
+                                shape=shape, **extra))
     settings = {"kernels": list(plan.kernels), "executors": list(plan.executors),
                 "workers": list(plan.workers), "repeat": plan.repeat,
                 "target_s": plan.target_s, "p": plan.p, "target": plan.target,
                 "noise_limit": plan.noise_limit}
-    return CompareRun(env, tuple(cells), settings)
+    return CompareRun(env, tuple(cells), settings,
+                      skipped=tuple({"executor": e, "reason": r} for e, r in skipped.items()))

@@ -22,7 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 from gillab import kernels
 from gillab.measure import TaskResult, run_task
 
-__all__ = ["EXECUTORS", "IN_PROCESS", "open_executor", "WorkerFailed"]
+__all__ = ["EXECUTORS", "IN_PROCESS", "open_executor", "unavailable_reason", "WorkerFailed"]
 
 EXECUTORS = ("serial", "threads", "processes", "mp_pool", "thread_pool", "process_pool",
              "gevent")
@@ -240,6 +240,28 @@ class ProcessPool(_FuturesExecutor):
 
 _CLASSES = {cls.name: cls for cls in (Serial, Threads, Processes, MpPool, ThreadPool,
                                       ProcessPool)}
+
+
+def unavailable_reason(name: str) -> str | None:
+    """Why executor ``name`` cannot run on this interpreter, or None if it can."""
+    import importlib.util
+
+    from gillab.environment import free_threaded_build
+
+    if name == "gevent":
+        if free_threaded_build():
+            return "gevent does not support free-threaded builds"
+        if importlib.util.find_spec("gevent") is None:
+            return "gevent is not installed"
+    if name == "dask" and importlib.util.find_spec("distributed") is None:
+        return "dask.distributed is not installed: pip install 'gillab[dask]'"
+    if name == "interpreters":
+        return _interpreters_unavailable()
+    return None
+
+
+def _interpreters_unavailable() -> str | None:
+    return "subinterpreters are not implemented in gillab yet"
 
 
 def open_executor(name: str, n_workers: int, start_method: str | None = None,

@@ -142,6 +142,8 @@ def format_table(run, descriptions: dict | None = None) -> list[str]:
         if any(c.kernel == "sleep" and c.gil_wait is not None for c in cells):
             lines.append("  * a sleeping task is off-CPU by design: this is not GIL wait")
         lines += _why_lines(cells)
+    for skip in getattr(run, "skipped", ()):
+        lines += ["", *_wrap(f"skipped: {skip['executor']}: {skip['reason']}")]
     noisy = [c for c in run.cells if c.verdict == "noisy"]
     wrong = [c for c in run.cells if c.verdict == "wrong"]
     if noisy:

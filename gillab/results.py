@@ -42,6 +42,13 @@ class Cell:
     os_wait: float | None = None      # off-CPU share owed to the OS queue (workers > CPUs)
     tries: int = 1                    # runs the noise guard needed
     error: str | None = None          # one line, when a task raised or a worker died
+    interpreter: str | None = None    # compare --python: which interpreter ran the cell
+    shape: str | None = None          # dask: "PxT", P worker processes x T threads each
+    loop_stall_s: float | None = None  # dask: longest freeze of a worker's event loop
+    dask_gil_contention: float | None = None  # dask: what distributed itself reports
+    mem_mb: float | None = None       # PSS the cell's workers took at peak, minus idle
+    startup_s: float | None = None    # bringing the workers up, apart from the work
+    dispatch_us: float | None = None  # per-task overhead on trivial tasks
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -63,10 +70,11 @@ class CompareRun:
     env: dict
     cells: tuple
     settings: dict = field(default_factory=dict)
+    skipped: tuple = ()   # ({"executor": name, "reason": why}, ...): could not run here
 
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, "env": self.env, "settings": self.settings,
-                "cells": [c.to_dict() for c in self.cells]}
+                "skipped": list(self.skipped), "cells": [c.to_dict() for c in self.cells]}
 
 
 def load_run(path: str) -> CompareRun:
@@ -82,7 +90,8 @@ def load_run(path: str) -> CompareRun:
         cells = tuple(Cell.from_dict(c) for c in data["cells"])
     except (KeyError, TypeError) as exc:
         raise ValueError(f"{path} has a malformed cell ({exc})") from None
-    return CompareRun(data.get("env", {}), cells, data.get("settings", {}))
+    return CompareRun(data.get("env", {}), cells, data.get("settings", {}),
+                      tuple(data.get("skipped", ())))
 
 
 def write_json_atomic(path: str, data: dict) -> None:

@@ -31,6 +31,18 @@ def test_parser_names_match_the_registries():
     assert tuple(cli.EXECUTOR_NAMES) == EXECUTORS
 
 
+def test_unavailable_executor_is_skipped_with_its_reason(tmp_path):
+    path = tmp_path / "r.json"
+    result = run_gillab("compare", "-k", "cy_nogil", "-e", "threads", "interpreters", "-w",
+                        "1", "--repeat", "1", "--target-s", "0.05", "--json", str(path), "-q")
+    assert result.returncode == 0, result.stderr
+    with open(path) as f:
+        data = json.load(f)
+    assert [s["executor"] for s in data["skipped"]] == ["interpreters"]
+    assert "skipped: interpreters: " in result.stdout
+    assert {c["executor"] for c in data["cells"]} == {"serial", "threads"}
+
+
 class TestVerdictsThroughTheCli:
     """The lab's claim end to end: nogil threads run in parallel, GIL threads do not."""
 
