@@ -54,11 +54,36 @@ def _check_plot_extra() -> None:
         raise UsageError("--plot needs matplotlib: pip install 'gillab[plot]'") from None
 
 
+#: Each process costs a fork (or a whole interpreter, with spawn) and megabytes of
+#: memory; each thread a stack. Past these, a typo like -w 10000 would exhaust the
+#: machine before it measured anything.
+MAX_PROCESSES = 256
+MAX_THREADS = 4096
+
+
+def _check_worker_limits(plan, args) -> None:
+    from gillab.executors import PROCESS_EXECUTORS
+
+    most = max(plan.workers)
+    in_processes = [e for e in plan.executors if e in PROCESS_EXECUTORS or e == "dask"]
+    if in_processes and most > args.max_processes:
+        raise UsageError(
+            f"-w {most} on {in_processes[0]} means {most} processes, over the limit of "
+            f"{args.max_processes} (each costs a fork and megabytes of memory); "
+            f"raise it with --max-processes {most} if you mean it")
+    in_threads = [e for e in plan.executors if e in ("threads", "thread_pool", "gevent",
+                                                       "interpreters")]
+    if in_threads and most > args.max_threads:
+        raise UsageError(
+            f"-w {most} on {in_threads[0]} means {most} workers, over the limit of "
+            f"{args.max_threads}; raise it with --max-threads {most} if you mean it")
+
+
 def cmd_compare(args) -> list[str]:
     from gillab import kernels
     from gillab.compare import Plan, run_compare
     from gillab.progress import make_progress
-    from gillab.report import format_table, write_plot
+    from gillab.report import format_cost_table, format_table, write_plot
     from gillab.results import write_json_atomic
 
     if args.json:
@@ -79,10 +104,12 @@ def cmd_compare(args) -> list[str]:
         repeat=args.repeat or (1 if args.quick else 3),
         target_s=args.target_s or (0.1 if args.quick else 0.3),
         target=args.target,
-        start_method=args.start_method,
+        start_methods=args.start_method or (None,),
+        cost=args.cost,
         dask_shapes=args.dask_shape,
         dask_scheduler=args.dask_scheduler,
     )
+    _check_worker_limits(plan, args)
     if "dask" in plan.executors:
         from gillab.executors import unavailable_reason
 
@@ -104,12 +131,12 @@ def cmd_compare(args) -> list[str]:
     if args.plot:
         write_plot(run, args.plot)
     descriptions = {name: k.description for name, k in kernels.KERNELS.items()}
-    return format_table(run, descriptions)
+    return format_table(run, descriptions) + format_cost_table(run)
 
 
 def cmd_show(args) -> list[str]:
     from gillab import kernels
-    from gillab.report import format_table
+    from gillab.report import format_cost_table, format_table
     from gillab.results import load_run
 
     try:
@@ -117,7 +144,7 @@ def cmd_show(args) -> list[str]:
     except FileNotFoundError:
         raise UserError(f"no such file: {args.path}") from None
     descriptions = {name: k.description for name, k in kernels.KERNELS.items()}
-    return format_table(run, descriptions)
+    return format_table(run, descriptions) + format_cost_table(run)
 
 
 def cmd_convoy(args) -> list[str]:
@@ -173,8 +200,17 @@ def create_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", metavar="MODULE:FUNC",
                    help="measure your own zero-argument callable instead of the kernels "
                         "(default executors: serial, threads, processes)")
-    p.add_argument("--start-method", choices=multiprocessing.get_all_start_methods(),
-                   help="multiprocessing start method for the process executors")
+    p.add_argument("--start-method", type=_start_methods, metavar="fork,spawn",
+                   help="multiprocessing start method(s) for the process executors; "
+                        "several run side by side (choose from "
+                        f"{', '.join(multiprocessing.get_all_start_methods())})")
+    p.add_argument("--cost", action="store_true",
+                   help="also measure what each model costs: start-up, memory (PSS) "
+                        "and dispatch per task")
+    p.add_argument("--max-processes", type=_positive_int, default=MAX_PROCESSES, metavar="N",
+                   help=f"refuse more worker processes than this (default {MAX_PROCESSES})")
+    p.add_argument("--max-threads", type=_positive_int, default=MAX_THREADS, metavar="N",
+                   help=f"refuse more worker threads than this (default {MAX_THREADS})")
     p.add_argument("--python", action="append", metavar="PATH",
                    help="run the matrix under this interpreter too (repeatable), side by side")
     p.add_argument("--dask-shape", type=_shape_list, metavar="2x1,1x2",
@@ -237,6 +273,18 @@ def _worker_list(text: str) -> tuple:
     return tuple(sorted({_positive_int(part) for part in parts}))
 
 
+def _start_methods(text: str) -> tuple:
+    """'fork,spawn' -> ('fork', 'spawn'), each one this platform offers."""
+    valid = multiprocessing.get_all_start_methods()
+    methods = tuple(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
+    bad = [m for m in methods if m not in valid]
+    if bad or not methods:
+        raise argparse.ArgumentTypeError(
+            f"invalid start method {', '.join(bad) or repr(text)} (choose from "
+            f"{', '.join(valid)})")
+    return methods
+
+
 def _shape_list(text: str) -> tuple:
     """'2x1,1x2' -> ('2x1', '1x2'): P processes x T threads, each >= 1."""
     shapes = []
@@ -266,7 +314,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         lines = COMMANDS[args.command](args)
     except UsageError as exc:
-        parser.print_usage(sys.stderr)
         print(f"gillab {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

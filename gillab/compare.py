@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from gillab import kernels
 from gillab.kernels import DEFAULT_P
 from gillab.environment import collect_env, cpu_count
-from gillab.executors import EXECUTORS, IN_PROCESS, WorkerFailed, open_executor
-from gillab.measure import CellMeasurement, calibrate_n, measure_cell
+from gillab.executors import (EXECUTORS, IN_PROCESS, PER_RUN_STARTUP, PROCESS_EXECUTORS,
+                              WorkerFailed, open_executor)
+from gillab.measure import (CellMeasurement, PeakMemory, calibrate_n, measure_cell,
+                            measure_startup, tree_pss_mb)
 from gillab.results import Cell, CompareRun
 from gillab.verdict import ideal_speedup, judge, os_share
 
@@ -34,9 +36,10 @@ class Plan:
     target_s: float = 0.3
     p: int = DEFAULT_P
     target: str | None = None
-    start_method: str | None = None
     noise_limit: float = 0.10
     max_tries: int = 3
+    cost: bool = False                 # also measure start-up, memory and dispatch
+    start_methods: tuple = (None,)     # process executors run once per start method
     dask_shapes: tuple | None = None   # ("2x1", "1x2"); None: every shape of each k
     dask_scheduler: str | None = None  # an existing cluster instead of a local one
 
@@ -53,16 +56,20 @@ class Progress:
     def cell_done(self, cell: Cell) -> None: ...
 
 
-def plan_cells(plan: Plan) -> list[tuple[str, str, int]]:
-    """Every (subject, executor, workers) to run, in order; serial runs once, at 1 worker,
-    first for each subject: it is the baseline every speedup divides."""
+def plan_cells(plan: Plan) -> list[tuple[str, str, int, str | None]]:
+    """Every (subject, executor, workers, start method) to run, in order.
+
+    Serial runs once, at 1 worker, first for each subject: it is the baseline
+    every speedup divides. Process executors run once per start method asked for.
+    """
     cells = []
     for subject in plan.subjects:
-        cells.append((subject, "serial", 1))
+        cells.append((subject, "serial", 1, None))
         for executor in plan.executors:
             if executor == "serial":
                 continue
-            cells.extend((subject, executor, w) for w in plan.workers)
+            methods = plan.start_methods if executor in PROCESS_EXECUTORS else (None,)
+            cells.extend((subject, executor, w, m) for m in methods for w in plan.workers)
     return cells
 
 
@@ -100,21 +107,38 @@ def _timeout(subject: _Subject, workers: int) -> float:
     return max(30.0, 20.0 * workers * base)
 
 
-def _measure_local(subject: _Subject, executor: str, workers: int, plan: Plan):
+def _measure_local(subject: _Subject, executor: str, workers: int, plan: Plan,
+                   start_method: str | None):
+    """Measure one cell here; with plan.cost, also its start-up and memory.
+
+    Returns (CellMeasurement, extra Cell fields).
+    """
     timeout_s = _timeout(subject, workers)
-    with open_executor(executor, workers, plan.start_method, timeout_s) as ex:
-        return measure_cell(lambda: ex.run(subject.task, workers), repeat=plan.repeat,
-                            noise_limit=plan.noise_limit, max_tries=plan.max_tries,
-                            probe_gil=executor in IN_PROCESS)
+    baseline_mb = tree_pss_mb() if plan.cost else None
+    startup, ex = measure_startup(
+        lambda: open_executor(executor, workers, start_method, timeout_s))
+    with ex:
+        measured = measure_cell(lambda: ex.run(subject.task, workers), repeat=plan.repeat,
+                                noise_limit=plan.noise_limit, max_tries=plan.max_tries,
+                                probe_gil=executor in IN_PROCESS)
+        if not plan.cost:
+            return measured, {}
+        if executor in PER_RUN_STARTUP:
+            startup, _ = measure_startup(ex.start_idle)
+        # An untimed pass: sampling memory costs CPU the timed runs must not see.
+        with PeakMemory() as memory:
+            ex.run(subject.task, workers)
+    return measured, {"startup_s": startup.wall_s, "startup_cpu_s": startup.cpu_s,
+                      "mem_mb": max(0.0, memory.peak_mb - baseline_mb)}
 
 
 def _measure_gevent(subject: _Subject, workers_list, plan: Plan):
     """Measure every gevent cell of one subject in a fresh, patched child process.
 
-    Yields (workers, CellMeasurement or error message) in order.
+    Yields (workers, CellMeasurement or error message, extra Cell fields) in order.
     """
     request = {"cells": [(subject.task, w) for w in workers_list], "repeat": plan.repeat,
-               "noise_limit": plan.noise_limit,
+               "noise_limit": plan.noise_limit, "cost": plan.cost,
                "timeout_s": _timeout(subject, max(workers_list))}
     proc = subprocess.Popen([sys.executable, "-m", "gillab.gevent_child"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -124,14 +148,15 @@ def _measure_gevent(subject: _Subject, workers_list, plan: Plan):
         proc.stdin.close()
         for workers in workers_list:
             try:
-                status, payload = pickle.load(proc.stdout)
+                status, payload, extra = pickle.load(proc.stdout)
             except EOFError:
                 proc.wait()
                 err = proc.stderr.read().decode(errors="replace").strip().splitlines()
                 last = err[-1] if err else "no output"
-                yield workers, f"the gevent process exited with code {proc.returncode}: {last}"
+                yield (workers, f"the gevent process exited with code {proc.returncode}: "
+                                f"{last}", {})
                 return
-            yield workers, payload  # a CellMeasurement, or the cell's error message
+            yield workers, payload, extra  # payload: a CellMeasurement, or an error message
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -221,8 +246,10 @@ def run_compare(plan: Plan, progress: Progress | None = None) -> CompareRun:
     progress = progress or Progress()
     n_cpus = cpu_count()
     env = collect_env()
-    if plan.start_method:
-        env["start_method"] = plan.start_method
+    if plan.start_methods[0]:
+        env["start_method"] = plan.start_methods[0]
+    if len(plan.start_methods) > 1:
+        env["start_methods"] = list(plan.start_methods)
     skipped = unavailable_executors(plan.executors)
     planned = [c for c in plan_cells(plan) if c[1] not in skipped]
     progress.start(len(planned))
@@ -235,15 +262,19 @@ def run_compare(plan: Plan, progress: Progress | None = None) -> CompareRun:
     for name in plan.subjects:
         progress.step(f"{name}: calibrating")
         subject = _prepare(name, plan)
-        for _, executor, workers in [c for c in planned if c[0] == name]:
+        for _, executor, workers, method in [c for c in planned if c[0] == name]:
             if executor in _REMOTE:
                 continue
-            progress.step(f"{name} on {executor} x{workers}")
+            label = f"{executor}/{method}" if len(plan.start_methods) > 1 and method else executor
+            progress.step(f"{name} on {label} x{workers}")
+            extra = {"start_method": method or env["start_method"]} if method or \
+                executor in PROCESS_EXECUTORS else {}
             try:
-                measured = _measure_local(subject, executor, workers, plan)
+                measured, costs = _measure_local(subject, executor, workers, plan, method)
+                extra.update(costs)
             except WorkerFailed as exc:
                 measured = str(exc)
-            cell = _build_cell(subject, executor, workers, measured, plan, n_cpus)
+            cell = _build_cell(subject, executor, workers, measured, plan, n_cpus, **extra)
             if executor == "serial":
                 subject.serial_s = cell.wall_s
                 if not subject.checked and cell.correct:
@@ -251,20 +282,54 @@ def run_compare(plan: Plan, progress: Progress | None = None) -> CompareRun:
                     # (CPU or waiting) is read from how much CPU that run used.
                     subject.expected = measured.repeats[0].tasks[0].value
                     subject.io_bound = (cell.cores_used or 0) < 0.5
-                    cell = _build_cell(subject, executor, workers, measured, plan, n_cpus)
+                    cell = _build_cell(subject, executor, workers, measured, plan, n_cpus,
+                                       **extra)
             add(cell)
         if "gevent" in plan.executors and "gevent" not in skipped:
             progress.step(f"{name} on gevent (own process)")
-            for workers, measured in _measure_gevent(subject, list(plan.workers), plan):
-                add(_build_cell(subject, "gevent", workers, measured, plan, n_cpus))
+            for workers, measured, extra in _measure_gevent(subject, list(plan.workers), plan):
+                add(_build_cell(subject, "gevent", workers, measured, plan, n_cpus, **extra))
         if "dask" in plan.executors and "dask" not in skipped:
             progress.step(f"{name} on dask")
             for workers, shape, measured, extra in _measure_dask(subject, plan):
                 add(_build_cell(subject, "dask", workers, measured, plan, n_cpus,
                                 shape=shape, **extra))
     settings = {"kernels": list(plan.kernels), "executors": list(plan.executors),
-                "workers": list(plan.workers), "repeat": plan.repeat,
+                "workers": list(plan.workers), "repeat": plan.repeat, "cost": plan.cost,
+                "start_methods": [m or env["start_method"] for m in plan.start_methods],
                 "target_s": plan.target_s, "p": plan.p, "target": plan.target,
                 "noise_limit": plan.noise_limit}
+    lesson_costs = None
+    if plan.cost:
+        progress.step("the lesson's costs: 100 threads vs 100 processes")
+        lesson_costs = measure_lesson_costs(plan.start_methods[0])
     return CompareRun(env, tuple(cells), settings,
-                      skipped=tuple({"executor": e, "reason": r} for e, r in skipped.items()))
+                      skipped=tuple({"executor": e, "reason": r} for e, r in skipped.items()),
+                      lesson_costs=lesson_costs)
+
+
+def measure_lesson_costs(start_method: str | None = None, n_workers: int = 100,
+                         n_small_tasks: int = 200, pool_size: int = 2,
+                         p: int = DEFAULT_P) -> dict:
+    """The lesson's cost claims, measured: 100 threads against 100 processes (start-up
+    and memory), and a pool of k against fresh processes for many small tasks."""
+    from gillab.measure import time_call
+
+    out: dict = {"workers": n_workers}
+    for name in ("threads", "processes"):
+        baseline_mb = tree_pss_mb()
+        with open_executor(name, n_workers, start_method) as ex:
+            startup, _ = measure_startup(ex.start_idle)
+            with PeakMemory() as memory:
+                ex.run(kernels.Task("sleep", (0.2,)), n_workers)
+        out[name] = {"startup_s": startup.wall_s, "startup_cpu_s": startup.cpu_s,
+                     "mem_mb": max(0.0, memory.peak_mb - baseline_mb)}
+    small = kernels.Task("cy_nogil", (calibrate_n(kernels.get("cy_nogil"), 0.001, p), p))
+    with open_executor("mp_pool", pool_size, start_method) as pool:
+        pool_s, _ = time_call(pool.run, small, n_small_tasks)
+    with open_executor("processes", pool_size, start_method) as fresh:
+        fresh_s, _ = time_call(
+            lambda: [fresh.run(small, pool_size) for _ in range(n_small_tasks // pool_size)])
+    out["small_tasks"] = {"tasks": n_small_tasks, "pool_size": pool_size,
+                          "pool_s": pool_s, "fresh_processes_s": fresh_s}
+    return out

@@ -22,12 +22,17 @@ from concurrent.futures.process import BrokenProcessPool
 from gillab import kernels
 from gillab.measure import TaskResult, run_task
 
-__all__ = ["EXECUTORS", "IN_PROCESS", "open_executor", "unavailable_reason", "WorkerFailed"]
+__all__ = ["EXECUTORS", "IN_PROCESS", "PROCESS_EXECUTORS", "PER_RUN_STARTUP", "open_executor",
+           "unavailable_reason", "WorkerFailed"]
 
 EXECUTORS = ("serial", "threads", "processes", "mp_pool", "thread_pool", "process_pool",
              "gevent")
 #: Executors whose workers share the measuring process (and its GIL).
 IN_PROCESS = frozenset({"serial", "threads", "thread_pool"})
+#: Executors whose workers are processes started by multiprocessing (a start method applies).
+PROCESS_EXECUTORS = frozenset({"processes", "mp_pool", "process_pool"})
+#: Executors that start their workers inside each run rather than when they open.
+PER_RUN_STARTUP = frozenset({"threads", "processes"})
 
 
 class WorkerFailed(Exception):
@@ -58,6 +63,14 @@ class Executor:
 
     def run(self, task: kernels.Task, n_tasks: int) -> list[TaskResult]:
         raise NotImplementedError
+
+    def start_idle(self) -> None:
+        """Bring up n_workers workers that do nothing, and wait for them to end.
+
+        For executors that start workers inside each run (threads, processes), this
+        is their start-up cost, measured apart from the work (compare --cost). Pools
+        pay theirs when they open.
+        """
 
     def close(self) -> None:
         """Stop every worker. Safe to call twice and after Ctrl-C."""
@@ -96,6 +109,14 @@ class Threads(Executor):
         for t in threads:
             t.join()
         return results
+
+    def start_idle(self):
+        threads = [threading.Thread(target=_warm, args=(0.0,), daemon=True)
+                   for _ in range(self.n_workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
 
 
 def _process_main(task, conn) -> None:
@@ -143,6 +164,16 @@ class Processes(Executor):
             raise WorkerFailed(f"{len(failed)} worker process(es) died or hung "
                                f"(exit code {', '.join(map(str, codes))})")
         return results
+
+    def start_idle(self):
+        procs = [self.context.Process(target=_warm, args=(0.0,), daemon=True)
+                 for _ in range(self.n_workers)]
+        self._live = procs
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(self.timeout_s)
+        self.close()
 
     def close(self):
         for proc in self._live:

@@ -6,9 +6,9 @@ gevent cells are measured here, by the same measuring code, and their records go
 back to the parent as pickles on stdout.
 
 Protocol: the parent writes one pickled dict to stdin
-``{"cells": [(Task, n_workers), ...], "repeat": r, "noise_limit": x, "timeout_s": t}``;
-for each cell this process writes one pickled ``("ok", CellMeasurement)`` or
-``("error", message)`` to stdout, in order.
+``{"cells": [(Task, n_workers), ...], "repeat": r, "noise_limit": x, "timeout_s": t,
+"cost": bool}``; for each cell this process writes one pickled
+``("ok", CellMeasurement, extra_fields)`` or ``("error", message, {})`` to stdout, in order.
 """
 from gevent import monkey
 
@@ -20,7 +20,8 @@ import sys  # noqa: E402
 
 import gevent  # noqa: E402
 
-from gillab.measure import measure_cell, run_task  # noqa: E402
+from gillab.measure import (PeakMemory, measure_cell, measure_startup,  # noqa: E402
+                            run_task, tree_pss_mb)
 
 
 def run_greenlets(task, n_tasks, timeout_s):
@@ -33,6 +34,21 @@ def run_greenlets(task, n_tasks, timeout_s):
     return [g.get() for g in greenlets]
 
 
+def _noop():
+    return None
+
+
+def measure_cost(task, n_tasks, timeout_s) -> dict:
+    """Start-up (k idle greenlets spawned and joined) and peak memory of one untimed run."""
+    startup, _ = measure_startup(
+        lambda: gevent.joinall([gevent.spawn(_noop) for _ in range(n_tasks)]))
+    baseline_mb = tree_pss_mb()
+    with PeakMemory() as memory:
+        run_greenlets(task, n_tasks, timeout_s)
+    return {"startup_s": startup.wall_s, "startup_cpu_s": startup.cpu_s,
+            "mem_mb": max(0.0, memory.peak_mb - baseline_mb)}
+
+
 def main() -> int:
     # Ctrl-C belongs to the parent, which kills this process.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -43,9 +59,10 @@ def main() -> int:
             measured = measure_cell(
                 lambda: run_greenlets(task, n_workers, request["timeout_s"]),
                 repeat=request["repeat"], noise_limit=request["noise_limit"])
-            reply = ("ok", measured)
+            reply = ("ok", measured, measure_cost(task, n_workers, request["timeout_s"])
+                     if request.get("cost") else {})
         except (TimeoutError, ValueError) as exc:
-            reply = ("error", f"{type(exc).__name__}: {exc}")
+            reply = ("error", f"{type(exc).__name__}: {exc}", {})
         pickle.dump(reply, out)
         out.flush()
     return 0

@@ -16,7 +16,8 @@ from gillab import kernels
 
 __all__ = ["TaskResult", "run_task", "time_call", "calibrate_n", "ns_per_iter",
            "calibrate_kernels", "CpuSnapshot", "cpu_snapshot", "machine_busy",
-           "RepeatResult", "CellMeasurement", "GilProbe", "measure_once", "measure_cell"]
+           "RepeatResult", "CellMeasurement", "GilProbe", "measure_once", "measure_cell",
+           "pss_mb", "tree_pss_mb", "PeakMemory", "StartupCost", "measure_startup"]
 
 
 # --- inside a worker ------------------------------------------------------------------
@@ -297,3 +298,83 @@ def measure_cell(run, repeat: int, noise_limit: float = 0.10, max_tries: int = 3
         if attempt < max_tries:
             time.sleep(pause_s)
     return CellMeasurement(best.repeats, max_tries)
+
+
+# --- memory: proportional set size ------------------------------------------------------
+# PSS, not RSS: after fork, parent and children share most pages; RSS counts a shared
+# page once in every process, PSS divides it among them, so the sum is what the tree
+# really takes.
+
+
+def pss_mb(pid: int) -> float | None:
+    """Proportional set size of one process in MB (/proc/PID/smaps_rollup); None if gone."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def tree_pss_mb(root: int | None = None) -> float:
+    """PSS of a process and all its live descendants, in MB."""
+    root_proc = psutil.Process(root)
+    pids = [root_proc.pid]
+    try:
+        pids += [c.pid for c in root_proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        pass
+    return sum(mb for mb in map(pss_mb, pids) if mb is not None)
+
+
+class PeakMemory:
+    """A thread that samples this process tree's PSS every ``interval_s``; keeps the peak.
+
+    Only for an untimed pass (compare --cost): reading smaps costs CPU that would
+    otherwise show up in the cell's cores used.
+    """
+
+    def __init__(self, interval_s: float = 0.01):
+        self.interval_s = interval_s
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="gillab-pss", daemon=True)
+
+    def _sample(self):
+        while True:
+            self.peak_mb = max(self.peak_mb, tree_pss_mb())
+            if self._stop.wait(self.interval_s):
+                break
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, tree_pss_mb())
+
+
+@dataclass(frozen=True)
+class StartupCost:
+    """Bringing workers up, apart from the work: wall seconds and CPU seconds it took."""
+
+    wall_s: float
+    cpu_s: float
+
+
+def measure_startup(start) -> tuple[StartupCost, object]:
+    """Time ``start()`` (which brings workers up and returns them) in wall and CPU time.
+
+    A snapshot lists every child process, which costs about a millisecond of CPU
+    itself: that cost, measured just before, is taken out of small start-ups.
+    """
+    before = cpu_snapshot()
+    cpu0 = cpu_snapshot()
+    own_cost = cpu0.seconds_since(before)
+    wall, started = time_call(start)
+    cpu = cpu_snapshot().seconds_since(cpu0) - own_cost
+    return StartupCost(wall, max(0.0, cpu)), started

@@ -58,8 +58,22 @@ def format_kernels(kernels: dict, calibration: dict | None = None) -> list[str]:
 # --- compare ------------------------------------------------------------------------
 
 WIDTH = 80
-_HEADER = (f"  {'executor':<13}{'w':>2}  {'wall s':>7}  {'speedup':>7}  {'cores':>5}"
+_HEADER = (f"  {'executor':<15}{'w':>2}  {'wall s':>6}  {'speedup':>7}  {'cores':>5}"
            f"  {'GIL wait':>8}  {'held':>4}  {'ok':<2}  verdict")
+_METHOD_ABBREVIATIONS = {"fork": "fk", "spawn": "sp", "forkserver": "fs"}
+
+
+def cell_label(cell, show_method: bool = False) -> str:
+    """The executor as a row names it: with a dask shape, or a start method when several ran."""
+    if cell.shape:
+        return f"{cell.executor} {cell.shape}"
+    if show_method and cell.start_method:
+        return f"{cell.executor}:{_METHOD_ABBREVIATIONS.get(cell.start_method, cell.start_method)}"
+    return cell.executor
+
+
+def _several_methods(run) -> bool:
+    return len({c.start_method for c in run.cells if c.start_method}) > 1
 
 
 def _num(value, fmt: str, missing: str = "-") -> str:
@@ -77,12 +91,13 @@ def format_env_line(env: dict) -> str:
             f"start method {env.get('start_method', '?')}")
 
 
-def _row(cell) -> str:
+def _row(cell, show_method: bool = False) -> str:
     ok = "✓" if cell.correct else "✗"
     wait = _num(cell.gil_wait, "8.2f")
     if cell.gil_wait is not None and cell.kernel == "sleep":
         wait = _num(cell.gil_wait, "7.2f") + "*"   # off-CPU by design, not GIL wait
-    return (f"  {cell.executor:<13}{cell.workers:>2}  {_num(cell.wall_s, '7.3f'):>7}  "
+    return (f"  {cell_label(cell, show_method):<15}{cell.workers:>2}  "
+            f"{_num(cell.wall_s, '6.3f'):>6}  "
             f"{_num(cell.speedup, '6.2f') + 'x' if cell.speedup is not None else '-':>7}  "
             f"{_num(cell.cores_used, '5.2f'):>5}  {wait:>8}  {_num(cell.gil_held, '4.2f'):>4}"
             f"  {ok:<2}  {cell.verdict}")
@@ -108,7 +123,7 @@ def _wrap(text: str, indent: str = "", width: int = WIDTH) -> list[str]:
                          subsequent_indent=indent + "    ") or [""]
 
 
-def _why_lines(cells) -> list[str]:
+def _why_lines(cells, show_method: bool = False) -> list[str]:
     """One wrapped line per verdict word in a group: which cells, and one reason in numbers.
 
     The serial baseline and one-worker cells that met their ideal say nothing new,
@@ -119,7 +134,7 @@ def _why_lines(cells) -> list[str]:
     lines = []
     for verdict in dict.fromkeys(c.verdict for c in telling):
         members = [c for c in telling if c.verdict == verdict]
-        where = ", ".join(f"{c.executor} x{c.workers}" for c in members)
+        where = ", ".join(f"{cell_label(c, show_method)} x{c.workers}" for c in members)
         example = max(members, key=lambda c: c.workers)
         lines += _wrap(f"{verdict} ({where}): {example.reason}", indent="  ")
     return lines
@@ -133,15 +148,19 @@ def format_table(run, descriptions: dict | None = None) -> list[str]:
                     "ideal = min(k, CPUs) for CPU work, k for waits. cores = CPU seconds / "
                     "wall seconds. GIL wait = share of a task's time off-CPU, the OS "
                     "queue taken out; held = share of time a probe found the GIL taken.")]
+    methods = _several_methods(run)
+    if methods:
+        lines += _wrap("start methods: " + ", ".join(
+            f"{abbr} = {name}" for name, abbr in _METHOD_ABBREVIATIONS.items()))
     groups: dict[str, list] = {}
     for cell in run.cells:
         groups.setdefault(cell.kernel, []).append(cell)
     for cells in groups.values():
         lines += ["", *_subject_title(cells, descriptions), _HEADER]
-        lines += [_row(c) for c in cells]
+        lines += [_row(c, methods) for c in cells]
         if any(c.kernel == "sleep" and c.gil_wait is not None for c in cells):
             lines.append("  * a sleeping task is off-CPU by design: this is not GIL wait")
-        lines += _why_lines(cells)
+        lines += _why_lines(cells, methods)
     for skip in getattr(run, "skipped", ()):
         lines += ["", *_wrap(f"skipped: {skip['executor']}: {skip['reason']}")]
     noisy = [c for c in run.cells if c.verdict == "noisy"]
@@ -213,3 +232,54 @@ def write_plot(run, path: str) -> None:
         raise
     finally:
         plt.close(fig)
+
+
+def format_cost_table(run) -> list[str]:
+    """The cost view: start-up, memory and dispatch per executor and worker count."""
+    import statistics
+
+    show_method = _several_methods(run)
+    rows: dict[tuple, list] = {}
+    for cell in run.cells:
+        if cell.executor != "serial":
+            rows.setdefault((cell_label(cell, show_method), cell.workers), []).append(cell)
+    if not any(c.startup_s is not None or c.mem_mb is not None for c in run.cells):
+        return []
+
+    def median(cells, attr, scale=1.0):
+        values = [getattr(c, attr) for c in cells if getattr(c, attr) is not None]
+        return statistics.median(values) * scale if values else None
+
+    lines = ["", "What each model costs (start-up and memory: median over kernels; memory is",
+             "PSS, which divides pages shared after fork among the processes sharing them)",
+             f"  {'executor':<15}{'w':>2}  {'start-up ms':>11}  {'start CPU ms':>12}"
+             f"  {'memory MB':>9}  {'dispatch us':>11}"]
+    for (label, workers), cells in rows.items():
+        lines.append(f"  {label:<15}{workers:>2}  {_num(median(cells, 'startup_s', 1e3), '11.1f'):>11}"
+                     f"  {_num(median(cells, 'startup_cpu_s', 1e3), '12.1f'):>12}"
+                     f"  {_num(median(cells, 'mem_mb'), '9.1f'):>9}"
+                     f"  {_num(median(cells, 'dispatch_us'), '11.1f'):>11}")
+    costs = run.lesson_costs
+    if costs:
+        t, p = costs["threads"], costs["processes"]
+        small = costs["small_tasks"]
+        lines += ["", "The lesson's cost claims, measured here:"]
+        lines += _wrap(
+            f"- starting {costs['workers']} threads took {t['startup_s'] * 1e3:.1f} ms "
+            f"({t['startup_cpu_s'] * 1e3:.1f} ms CPU) and {t['mem_mb']:.1f} MB; "
+            f"{costs['workers']} processes took {p['startup_s'] * 1e3:.1f} ms "
+            f"({p['startup_cpu_s'] * 1e3:.1f} ms CPU) and {p['mem_mb']:.1f} MB: a process "
+            f"costs {_ratio(p['startup_cpu_s'], t['startup_cpu_s'])} the CPU and "
+            f"{_ratio(p['mem_mb'], t['mem_mb'])} the memory of a thread to start.",
+            indent="  ")
+        lines += _wrap(
+            f"- {small['tasks']} small tasks on a pool of {small['pool_size']}: "
+            f"{small['pool_s']:.3f} s; on {small['pool_size']} fresh processes at a time: "
+            f"{small['fresh_processes_s']:.3f} s "
+            f"({_ratio(small['fresh_processes_s'], small['pool_s'])} slower): a pool pays "
+            "start-up once and reuses its workers.", indent="  ")
+    return lines
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.0f}x" if b > 0 and a / b >= 10 else (f"{a / b:.1f}x" if b > 0 else "n/a")

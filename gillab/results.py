@@ -48,6 +48,8 @@ class Cell:
     dask_gil_contention: float | None = None  # dask: what distributed itself reports
     mem_mb: float | None = None       # PSS the cell's workers took at peak, minus idle
     startup_s: float | None = None    # bringing the workers up, apart from the work
+    startup_cpu_s: float | None = None  # CPU seconds that start-up took (all processes)
+    start_method: str | None = None   # multiprocessing start method of process executors
     dispatch_us: float | None = None  # per-task overhead on trivial tasks
 
     def to_dict(self) -> dict:
@@ -71,10 +73,14 @@ class CompareRun:
     cells: tuple
     settings: dict = field(default_factory=dict)
     skipped: tuple = ()   # ({"executor": name, "reason": why}, ...): could not run here
+    lesson_costs: dict | None = None  # compare --cost: 100 threads vs 100 processes, ...
 
     def to_dict(self) -> dict:
-        return {"schema": SCHEMA, "env": self.env, "settings": self.settings,
+        data = {"schema": SCHEMA, "env": self.env, "settings": self.settings,
                 "skipped": list(self.skipped), "cells": [c.to_dict() for c in self.cells]}
+        if self.lesson_costs is not None:
+            data["lesson_costs"] = self.lesson_costs
+        return data
 
 
 def load_run(path: str) -> CompareRun:
@@ -91,7 +97,7 @@ def load_run(path: str) -> CompareRun:
     except (KeyError, TypeError) as exc:
         raise ValueError(f"{path} has a malformed cell ({exc})") from None
     return CompareRun(data.get("env", {}), cells, data.get("settings", {}),
-                      tuple(data.get("skipped", ())))
+                      tuple(data.get("skipped", ())), data.get("lesson_costs"))
 
 
 def write_json_atomic(path: str, data: dict) -> None:
