@@ -178,7 +178,8 @@ def format_table(run, descriptions: dict | None = None) -> list[str]:
 
 
 def write_plot(run, path: str) -> None:
-    """A PNG of speedup against workers, one panel per kernel, with the ideal line.
+    """A PNG: per kernel, speedup against workers with the ideal line (top row) and
+    GIL wait / GIL held against workers (bottom row).
 
     matplotlib is an optional extra; the caller checks it is there before measuring.
     Written to a temporary file and renamed, like the JSON.
@@ -194,38 +195,48 @@ def write_plot(run, path: str) -> None:
     groups: dict[str, list] = {}
     for cell in run.cells:
         groups.setdefault(cell.kernel, []).append(cell)
-    n_cols = min(3, len(groups))
-    n_rows = -(-len(groups) // n_cols)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.4 * n_cols, 3.8 * n_rows),
-                             squeeze=False)
-    flat = list(axes.flat)
-    for ax in flat[len(groups):]:
-        ax.set_visible(False)
-    for ax, (name, cells) in zip(flat, groups.items()):
-        workers = sorted({c.workers for c in cells})
+    n_cols = len(groups)
+    fig, axes = plt.subplots(2, n_cols, figsize=(3.6 * n_cols, 6.6), squeeze=False,
+                             sharex="col")
+    show_method = _several_methods(run)
+    colors = {}
+    for col, (name, cells) in enumerate(groups.items()):
+        top, bottom = axes[0][col], axes[1][col]
         ideal = {c.workers: c.ideal for c in cells if c.ideal is not None}
         if ideal:
-            ax.plot(sorted(ideal), [ideal[w] for w in sorted(ideal)], "k--", lw=1,
-                    label="ideal")
-        for executor in dict.fromkeys(c.executor for c in cells if c.executor != "serial"):
-            pts = sorted((c.workers, c.speedup) for c in cells
-                         if c.executor == executor and c.speedup is not None)
-            if pts:
-                ax.plot(*zip(*pts), marker="o", label=executor)
-        ax.set_title(name)
-        ax.set_xlabel("workers")
-        ax.set_xticks(workers)
-        ax.set_ylim(bottom=0)
-        ax.grid(alpha=0.3)
-        ax.set_ylabel("speedup (k x T1 / T)")
-    flat[0].legend(fontsize=8)
+            top.plot(sorted(ideal), [ideal[w] for w in sorted(ideal)], "k--", lw=1,
+                     label="ideal")
+        for label in dict.fromkeys(cell_label(c, show_method) for c in cells
+                                   if c.executor != "serial"):
+            mine = sorted((c for c in cells if cell_label(c, show_method) == label),
+                          key=lambda c: c.workers)
+            color = colors.setdefault(label, f"C{len(colors) % 10}")
+            speed = [(c.workers, c.speedup) for c in mine if c.speedup is not None]
+            if speed:
+                top.plot(*zip(*speed), marker="o", color=color, label=label)
+            wait = [(c.workers, c.gil_wait) for c in mine if c.gil_wait is not None]
+            if wait and name != "sleep":  # a sleep is off-CPU by design, not GIL wait
+                bottom.plot(*zip(*wait), marker="o", color=color)
+            held = [(c.workers, c.gil_held) for c in mine if c.gil_held is not None]
+            if held:
+                bottom.plot(*zip(*held), marker="x", ls=":", color=color)
+        top.set_title(name)
+        top.set_ylim(bottom=0)
+        bottom.set_ylim(-0.02, 1.02)
+        bottom.set_xlabel("workers")
+        bottom.set_xticks(sorted({c.workers for c in cells}))
+        for ax in (top, bottom):
+            ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("speedup (k x T1 / T)")
+    axes[1][0].set_ylabel("GIL wait (o, solid)\nGIL held (x, dotted)")
+    axes[0][0].legend(fontsize=7)
     fig.suptitle(f"gillab compare — {format_env_line(run.env)}", fontsize=9)
     fig.tight_layout()
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".gillab-", suffix=".png", dir=directory)
     os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=100, format="png")
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
