@@ -313,19 +313,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         lines = COMMANDS[args.command](args)
+        for line in lines or ():
+            print(line)
+        sys.stdout.flush()
     except UsageError as exc:
         print(f"gillab {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("gillab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader (head, less) went away: not an error worth a traceback. Point
+        # stdout at devnull so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (UserError, ImportError, OSError, ValueError) as exc:
         if args.debug:
             raise
         print(f"gillab: error: {exc}", file=sys.stderr)
         return 1
-    for line in lines or ():
-        print(line)
     return 0
 
 

@@ -94,5 +94,8 @@ def run(name: str, lang: str = "en", fast: bool = False):
 
 
 def _say(line: str) -> None:
+    from gillab.demos._common import wrap
+
     # Flushed line by line: the intro is on screen before a slow demo starts measuring.
-    print(line, flush=True)
+    for piece in wrap(line):
+        print(piece, flush=True)
