@@ -230,17 +230,17 @@ class CellMeasurement:
         return statistics.median(values) if values else None
 
 
-class GilProbe:
-    """A thread that samples GIL acquisition (gillab._kernels.gil_probe) while a run goes on."""
+class _BackgroundSampler:
+    """A daemon thread that runs ``self._sample()`` from ``with`` entry until exit."""
 
-    def __init__(self, interval_s: float = 0.001):
-        from gillab import _kernels
+    name = "gillab-sampler"
 
+    def __init__(self):
         self._stop = threading.Event()
-        self._result = None
-        self._thread = threading.Thread(
-            target=lambda: setattr(self, "_result", _kernels.gil_probe(self._stop, interval_s)),
-            name="gillab-gil-probe", daemon=True)
+        self._thread = threading.Thread(target=self._sample, name=self.name, daemon=True)
+
+    def _sample(self) -> None:
+        raise NotImplementedError
 
     def __enter__(self):
         self._thread.start()
@@ -249,6 +249,22 @@ class GilProbe:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+
+
+class GilProbe(_BackgroundSampler):
+    """A thread that samples GIL acquisition (gillab._kernels.gil_probe) while a run goes on."""
+
+    name = "gillab-gil-probe"
+
+    def __init__(self, interval_s: float = 0.001):
+        super().__init__()
+        self.interval_s = interval_s
+        self._result = None
+
+    def _sample(self):
+        from gillab import _kernels
+
+        self._result = _kernels.gil_probe(self._stop, self.interval_s)
 
     @property
     def held(self) -> float | None:
@@ -329,18 +345,19 @@ def tree_pss_mb(root: int | None = None) -> float:
     return sum(mb for mb in map(pss_mb, pids) if mb is not None)
 
 
-class PeakMemory:
+class PeakMemory(_BackgroundSampler):
     """A thread that samples this process tree's PSS every ``interval_s``; keeps the peak.
 
     Only for an untimed pass (compare --cost): reading smaps costs CPU that would
     otherwise show up in the cell's cores used.
     """
 
+    name = "gillab-pss"
+
     def __init__(self, interval_s: float = 0.01):
+        super().__init__()
         self.interval_s = interval_s
         self.peak_mb = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, name="gillab-pss", daemon=True)
 
     def _sample(self):
         while True:
@@ -348,13 +365,8 @@ class PeakMemory:
             if self._stop.wait(self.interval_s):
                 break
 
-    def __enter__(self):
-        self._thread.start()
-        return self
-
     def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+        super().__exit__(*exc)
         self.peak_mb = max(self.peak_mb, tree_pss_mb())
 
 
