@@ -6,7 +6,7 @@ import multiprocessing
 import os
 import sys
 
-from gillab.errors import UsageError, UserError
+from gillab.errors import UsageError, UserError, check_output_path
 
 __all__ = ["create_parser", "main"]
 
@@ -36,15 +36,6 @@ def cmd_kernels(args) -> list[str]:
 
         calibration = calibrate_kernels(target_s=args.target_s)
     return format_kernels(kernels.KERNELS, calibration)
-
-
-def _check_output_path(path: str, option: str) -> None:
-    """Fail before measuring, not after minutes of work, if PATH cannot be written."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise UsageError(f"{option} {path}: directory {directory} does not exist")
-    if not os.access(directory, os.W_OK):
-        raise UsageError(f"{option} {path}: directory {directory} is not writable")
 
 
 def _check_plot_extra() -> None:
@@ -87,9 +78,9 @@ def cmd_compare(args) -> list[str]:
     from gillab.results import write_json_atomic
 
     if args.json:
-        _check_output_path(args.json, "--json")
+        check_output_path(args.json, "--json")
     if args.plot:
-        _check_output_path(args.plot, "--plot")
+        check_output_path(args.plot, "--plot")
         _check_plot_extra()
     if args.python:
         from gillab.interpreters import compare_across
@@ -150,7 +141,6 @@ def cmd_show(args) -> list[str]:
 def cmd_convoy(args) -> list[str]:
     from gillab import convoy
 
-    # convoy.run_convoy measures (progress on stderr); convoy.format_convoy builds lines.
     return convoy.main(args)
 
 
