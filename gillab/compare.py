@@ -6,6 +6,7 @@ reads clocks.
 """
 from __future__ import annotations
 
+import functools
 import pickle
 import statistics
 import subprocess
@@ -22,7 +23,8 @@ from gillab.measure import (CellMeasurement, PeakMemory, calibrate_n, measure_ce
 from gillab.results import Cell, CompareRun
 from gillab.verdict import ideal_speedup, judge, os_share
 
-__all__ = ["Plan", "run_compare", "plan_cells", "Progress"]
+__all__ = ["Plan", "run_compare", "plan_cells", "Progress", "measure_gevent_cells",
+           "measure_lesson_costs"]
 
 
 @dataclass(frozen=True)
@@ -129,17 +131,41 @@ def _measure_local(subject: _Subject, executor: str, workers: int, plan: Plan,
         with PeakMemory() as memory:
             ex.run(subject.task, workers)
     return measured, {"startup_s": startup.wall_s, "startup_cpu_s": startup.cpu_s,
-                      "mem_mb": max(0.0, memory.peak_mb - baseline_mb)}
+                      "mem_mb": max(0.0, memory.peak_mb - baseline_mb),
+                      "dispatch_us": _dispatch_us(executor, workers, start_method)}
+
+
+@functools.lru_cache(maxsize=None)
+def _dispatch_us(executor: str, workers: int, start_method: str | None) -> float | None:
+    """Per-task dispatch cost, once per executor shape (it does not depend on the kernel).
+
+    None for threads and processes: they start a worker per task, so their cost is
+    start-up, measured apart.
+    """
+    from gillab.dispatch import DISPATCH_EXECUTORS, dispatch_us
+
+    if executor not in DISPATCH_EXECUTORS or executor == "gevent":
+        return None  # gevent's is measured in its own patched process
+    return dispatch_us(executor, n_tasks=1000, n_workers=workers, start_method=start_method)
 
 
 def _measure_gevent(subject: _Subject, workers_list, plan: Plan):
-    """Measure every gevent cell of one subject in a fresh, patched child process.
+    """The compare engine's gevent cells for one subject; see measure_gevent_cells."""
+    return measure_gevent_cells(subject.task, workers_list, repeat=plan.repeat,
+                                noise_limit=plan.noise_limit, cost=plan.cost,
+                                timeout_s=_timeout(subject, max(workers_list)))
+
+
+def measure_gevent_cells(task: kernels.Task, workers_list, *, repeat: int,
+                         noise_limit: float = 0.10, cost: bool = False,
+                         timeout_s: float = 300.0):
+    """Measure gevent cells (one per worker count) in a fresh, patched child process.
 
     Yields (workers, CellMeasurement or error message, extra Cell fields) in order.
+    Public, so the benchmark suite measures gevent exactly as compare does.
     """
-    request = {"cells": [(subject.task, w) for w in workers_list], "repeat": plan.repeat,
-               "noise_limit": plan.noise_limit, "cost": plan.cost,
-               "timeout_s": _timeout(subject, max(workers_list))}
+    request = {"cells": [(task, w) for w in workers_list], "repeat": repeat,
+               "noise_limit": noise_limit, "cost": cost, "timeout_s": timeout_s}
     proc = subprocess.Popen([sys.executable, "-m", "gillab.gevent_child"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)

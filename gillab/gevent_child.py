@@ -45,8 +45,11 @@ def measure_cost(task, n_tasks, timeout_s) -> dict:
     baseline_mb = tree_pss_mb()
     with PeakMemory() as memory:
         run_greenlets(task, n_tasks, timeout_s)
+    from gillab.dispatch import dispatch_us
+
     return {"startup_s": startup.wall_s, "startup_cpu_s": startup.cpu_s,
-            "mem_mb": max(0.0, memory.peak_mb - baseline_mb)}
+            "mem_mb": max(0.0, memory.peak_mb - baseline_mb),
+            "dispatch_us": dispatch_us("gevent", n_tasks=1000)}
 
 
 def main() -> int:

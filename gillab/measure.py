@@ -290,8 +290,10 @@ def measure_once(run, probe_gil: bool = False) -> RepeatResult:
     busy1 = machine_busy()
     noise = None
     if busy0 is not None and busy1 is not None and wall > 0:
-        others = (busy1[0] - busy0[0]) - cpu
-        noise = max(0.0, others) / (wall * busy1[1])
+        # /proc/stat counts whole ticks per CPU: take one tick per CPU of reading
+        # error out, so a short cell is not called noisy by rounding alone.
+        others = (busy1[0] - busy0[0]) - cpu - busy1[1] / _TICK
+        noise = min(1.0, max(0.0, others) / (wall * busy1[1]))
     return RepeatResult(wall, cpu, noise, tuple(tasks),
                         probe.held if probe_gil else None)
 
