@@ -60,8 +60,10 @@ class TestVerdictsThroughTheCli:
             # Through CPU time, with margins for a busy 2-core machine.
             assert nogil["cores_used"] >= 1.6, nogil
             assert gil["cores_used"] <= 1.25, gil
-            assert gil["verdict"] == "GIL-bound", gil
-            assert nogil["verdict"] == "parallel", nogil
+            # The verdict follows the numbers, unless the noise guard saw the machine
+            # busy: then `noisy` is the honest answer (verdicts are unit-tested apart).
+            assert gil["verdict"] in ("GIL-bound", "noisy"), gil
+            assert nogil["verdict"] in ("parallel", "noisy"), nogil
             assert cells["cy_gil", "processes", 2]["cores_used"] >= 1.6
             return result
 
@@ -71,13 +73,21 @@ class TestVerdictsThroughTheCli:
 
     def test_gevent_cpu_work_is_serialized_and_sleep_overlaps(self, tmp_path):
         path = tmp_path / "r.json"
-        result = run_gillab("compare", "-k", "py", "sleep", "-e", "gevent", "-w", "2",
-                            "--repeat", "1", "--target-s", "0.1", "--json", str(path))
-        assert result.returncode == 0, result.stderr
-        cells = cells_of(path)
-        assert cells["py", "gevent", 2]["verdict"] == "serialized"
-        assert cells["sleep", "gevent", 2]["verdict"] == "IO-overlapped"
-        assert cells["py", "gevent", 2]["correct"] is True
+
+        def check():
+            result = run_gillab("compare", "-k", "py", "sleep", "-e", "gevent", "-w", "2",
+                                "--repeat", "1", "--target-s", "0.1", "--json", str(path))
+            assert result.returncode == 0, result.stderr
+            cells = cells_of(path)
+            cpu, io = cells["py", "gevent", 2], cells["sleep", "gevent", 2]
+            assert cpu["correct"] is True and io["correct"] is True
+            # Greenlets share one OS thread: CPU work never uses more than one core ...
+            assert cpu["cores_used"] <= 1.3, cpu
+            assert cpu["verdict"] in ("serialized", "noisy"), cpu
+            # ... while their sleeps overlap.
+            assert io["speedup"] >= 1.5, io
+            assert io["verdict"] in ("IO-overlapped", "noisy"), io
+        retry_once(check)
 
     def test_show_rerenders_without_measuring(self, tmp_path):
         path = tmp_path / "r.json"
