@@ -101,12 +101,21 @@ def cmd_compare(args) -> list[str]:
         dask_scheduler=args.dask_scheduler,
     )
     _check_worker_limits(plan, args)
+    if args.dask_shape and args.dask_scheduler:
+        raise UsageError("--dask-shape cannot reshape an existing cluster: "
+                         "drop one of --dask-shape, --dask-scheduler")
     if "dask" in plan.executors:
         from gillab.executors import unavailable_reason
 
         reason = unavailable_reason("dask")
         if reason:  # asked for by name: a missing extra is a usage error, not a skip
             raise UsageError(f"-e dask: {reason}")
+        if plan.dask_scheduler:
+            from gillab.dask_cells import check_scheduler
+
+            check_scheduler(plan.dask_scheduler)  # unreachable: one line, exit 1, no waiting
+    elif args.dask_shape or args.dask_scheduler:
+        raise UsageError("--dask-shape and --dask-scheduler need -e dask")
     if plan.target:
         try:
             kernels.load_target(plan.target)

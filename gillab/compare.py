@@ -70,9 +70,21 @@ def plan_cells(plan: Plan) -> list[tuple[str, str, int, str | None]]:
         for executor in plan.executors:
             if executor == "serial":
                 continue
+            if executor == "dask":
+                cells.extend((subject, "dask", k, None) for k in _dask_worker_counts(plan))
+                continue
             methods = plan.start_methods if executor in PROCESS_EXECUTORS else (None,)
             cells.extend((subject, executor, w, m) for m in methods for w in plan.workers)
     return cells
+
+
+def _dask_worker_counts(plan: Plan) -> list[int]:
+    """k of every dask cell (one per cluster shape); one cell for an existing cluster."""
+    if plan.dask_scheduler:
+        return [0]
+    from gillab.dask_cells import plan_shapes
+
+    return [k for k, _ in plan_shapes(plan.workers, plan.dask_shapes)]
 
 
 @dataclass
@@ -228,7 +240,8 @@ def _build_cell(subject: _Subject, executor: str, workers: int, measured, plan: 
     verdict = judge(executor=executor, workers=workers, speedup=speedup, cores_used=cores,
                     correct=correct, io_bound=io_bound, cpu_count=n_cpus,
                     noise=measured.noise, noise_limit=plan.noise_limit, tries=measured.tries,
-                    error=error, gil_wait=gil_wait, os_wait=os_wait, serial_s=serial_s)
+                    error=error, gil_wait=gil_wait, os_wait=os_wait, serial_s=serial_s,
+                    shape=extra.get("shape"), loop_stall_s=extra.get("loop_stall_s"))
     return Cell(**{**common, "serial_s": serial_s}, wall_s=wall,
                 wall_s_all=tuple(r.wall_s for r in measured.repeats), cpu_s=cpu,
                 cores_used=cores, speedup=speedup, correct=correct, gil_wait=gil_wait,
@@ -249,14 +262,16 @@ def unavailable_executors(executors) -> dict[str, str]:
     return reasons
 
 
-def _measure_dask(subject: _Subject, plan: Plan):
+def _measure_dask(subject: _Subject, plan: Plan, progress: Progress):
     """Yield (workers, shape, CellMeasurement or error message, extra Cell fields)."""
     from gillab.dask_cells import measure_dask
 
     yield from measure_dask(subject.task, list(plan.workers), shapes=plan.dask_shapes,
                             scheduler=plan.dask_scheduler, repeat=plan.repeat,
                             noise_limit=plan.noise_limit, max_tries=plan.max_tries,
-                            timeout_s=_timeout(subject, max(plan.workers)))
+                            timeout_s=_timeout(subject, max(plan.workers)), cost=plan.cost,
+                            on_start=lambda k, shape: progress.step(
+                                f"{subject.name} on dask {shape}"))
 
 
 #: Executors measured somewhere else than in this process's own executor loop.
@@ -316,8 +331,7 @@ def run_compare(plan: Plan, progress: Progress | None = None) -> CompareRun:
             for workers, measured, extra in _measure_gevent(subject, list(plan.workers), plan):
                 add(_build_cell(subject, "gevent", workers, measured, plan, n_cpus, **extra))
         if "dask" in plan.executors and "dask" not in skipped:
-            progress.step(f"{name} on dask")
-            for workers, shape, measured, extra in _measure_dask(subject, plan):
+            for workers, shape, measured, extra in _measure_dask(subject, plan, progress):
                 add(_build_cell(subject, "dask", workers, measured, plan, n_cpus,
                                 shape=shape, **extra))
     settings = {"kernels": list(plan.kernels), "executors": list(plan.executors),

@@ -134,10 +134,29 @@ def _why_lines(cells, show_method: bool = False) -> list[str]:
     lines = []
     for verdict in dict.fromkeys(c.verdict for c in telling):
         members = [c for c in telling if c.verdict == verdict]
-        where = ", ".join(f"{cell_label(c, show_method)} x{c.workers}" for c in members)
+        where = ", ".join(cell_label(c, show_method) + ("" if c.shape else f" x{c.workers}")
+                          for c in members)
         example = max(members, key=lambda c: c.workers)
         lines += _wrap(f"{verdict} ({where}): {example.reason}", indent="  ")
     return lines
+
+
+def _dask_lines(cells) -> list[str]:
+    """What Dask says about itself, beside gillab's figures, for a group's dask cells."""
+    dask = [c for c in cells if c.executor == "dask"]
+    if not dask:
+        return []
+    parts = []
+    for c in dask:
+        stall = f"loop stall {c.loop_stall_s:.2f} s" if c.loop_stall_s is not None else \
+            "loop stall -"
+        gil = (f"gil_contention {c.dask_gil_contention:.2f}"
+               if c.dask_gil_contention is not None else "gil_contention -")
+        parts.append(f"{c.shape}: {stall}, {gil}")
+    text = "dask's own view (an idle worker loop stalls ~0.02 s): " + "; ".join(parts)
+    if all(c.dask_gil_contention is None for c in dask):
+        text += " (gil_contention needs gilknocker: pip install 'gillab[dask]')"
+    return _wrap(text, indent="  ")
 
 
 def format_table(run, descriptions: dict | None = None) -> list[str]:
@@ -161,6 +180,7 @@ def format_table(run, descriptions: dict | None = None) -> list[str]:
         if any(c.kernel == "sleep" and c.gil_wait is not None for c in cells):
             lines.append("  * a sleeping task is off-CPU by design: this is not GIL wait")
         lines += _why_lines(cells, methods)
+        lines += _dask_lines(cells)
     for skip in getattr(run, "skipped", ()):
         lines += ["", *_wrap(f"skipped: {skip['executor']}: {skip['reason']}")]
     noisy = [c for c in run.cells if c.verdict == "noisy"]

@@ -26,7 +26,8 @@ EXPLANATIONS = {
 IN_PROCESS_THREADS = frozenset({"threads", "thread_pool"})
 NOUNS = {"serial": "task", "threads": "threads", "processes": "processes",
          "mp_pool": "pool processes", "thread_pool": "pool threads",
-         "process_pool": "pool processes", "gevent": "greenlets"}
+         "process_pool": "pool processes", "gevent": "greenlets",
+         "dask": "dask worker threads", "interpreters": "subinterpreters"}
 
 # Margins chosen for a busy 2-core machine: a parallel cell reaches >= 80% of the
 # ideal; a GIL-bound one stays under 1.3 cores however many threads it has.
@@ -62,8 +63,13 @@ def judge(*, executor: str, workers: int, speedup: float | None, cores_used: flo
           correct: bool, io_bound: bool, cpu_count: int, noise: float | None = None,
           noise_limit: float = 0.10, tries: int = 1, error: str | None = None,
           gil_wait: float | None = None, os_wait: float | None = None,
-          serial_s: float | None = None) -> Judgement:
-    """The verdict for one cell, with the numbers that led to it."""
+          serial_s: float | None = None, shape: str | None = None,
+          loop_stall_s: float | None = None) -> Judgement:
+    """The verdict for one cell, with the numbers that led to it.
+
+    ``shape`` ("PxT", or "1x2+2x1" for a mixed cluster) is a dask cell's: its
+    threads share their worker process's GIL, its processes do not.
+    """
     if error:
         return Judgement("wrong", error)
     if not correct:
@@ -73,6 +79,32 @@ def judge(*, executor: str, workers: int, speedup: float | None, cores_used: flo
                                   f"the cell, still after {tries} tries")
     noun = NOUNS.get(executor, "workers")
     numbers = f"speedup {speedup:.2f}x on {workers} {noun}, {cores_used:.2f} cores used"
+    if executor == "dask" and shape:
+        numbers = (f"speedup {speedup:.2f}x on dask {shape} (processes x threads), "
+                   f"{cores_used:.2f} cores used")
+    judged = _judge_numbers(executor, workers, speedup, cores_used, io_bound, cpu_count,
+                            numbers, gil_wait, os_wait, serial_s, shape)
+    if loop_stall_s is not None and loop_stall_s >= 1.0:
+        return Judgement(judged.verdict, f"{judged.reason}; a task froze its worker's event "
+                                         f"loop for {loop_stall_s:.2f} s (no heartbeats)")
+    return judged
+
+
+def _shares_gil(executor: str, shape: str | None, cores_used: float) -> bool:
+    """Were the workers threads taking turns on one GIL, by the numbers?"""
+    if executor in IN_PROCESS_THREADS:
+        return cores_used < ONE_CORE
+    if executor == "dask" and shape:
+        groups = [tuple(int(x) for x in group.split("x")) for group in shape.split("+")]
+        n_processes = sum(p for p, _ in groups)
+        most_threads = max(t for _, t in groups)
+        # One core per worker process at most: its threads took turns.
+        return most_threads > 1 and cores_used < ONE_CORE * n_processes
+    return False
+
+
+def _judge_numbers(executor, workers, speedup, cores_used, io_bound, cpu_count, numbers,
+                   gil_wait, os_wait, serial_s, shape) -> Judgement:
     if executor == "serial":
         base = f"{serial_s:.3f} s" if serial_s is not None else "the baseline"
         return Judgement("serialized", f"the baseline: one task at a time by design "
@@ -96,10 +128,12 @@ def judge(*, executor: str, workers: int, speedup: float | None, cores_used: flo
                                        "work never yields; the GIL is not the cause")
     if speedup >= PARALLEL_EFFICIENCY * ideal:
         return Judgement("parallel", f"{numbers} (ideal {ideal:.0f})")
-    if executor in IN_PROCESS_THREADS and cores_used < ONE_CORE:
+    if _shares_gil(executor, shape, cores_used):
         wait = f", each thread waited {gil_wait:.0%} of its time for the GIL" if gil_wait else ""
         if os_wait and os_wait >= 0.05:
             wait += f" (and {os_wait:.0%} queued for a CPU)"
-        return Judgement("GIL-bound", f"{numbers}{wait}: one thread holds the GIL at a time")
+        holder = ("the threads of each worker process take turns holding its GIL"
+                  if executor == "dask" else "one thread holds the GIL at a time")
+        return Judgement("GIL-bound", f"{numbers}{wait}: {holder}")
     return Judgement("overhead-bound", f"{numbers}: below the ideal {ideal:.0f}, lost to "
                                        "starting workers, dispatch or sharing the CPUs")

@@ -122,3 +122,31 @@ class TestOsShare:
     def test_no_share_for_waits_or_greenlets(self):
         assert os_share(4, 2, io_bound=True, executor="threads") == 0.0
         assert os_share(4, 2, io_bound=False, executor="gevent") == 0.0
+
+
+class TestDaskShapes:
+    """A dask worker's threads share its GIL; its processes do not."""
+
+    def test_threads_of_one_worker_are_gil_bound(self):
+        j = verdict(executor="dask", shape="1x2", speedup=0.95, cores_used=1.02, gil_wait=0.47)
+        assert j.verdict == "GIL-bound"
+        assert "dask 1x2 (processes x threads)" in j.reason
+        assert "take turns holding its GIL" in j.reason
+
+    def test_one_thread_per_process_is_parallel(self):
+        assert verdict(executor="dask", shape="2x1", speedup=1.9,
+                       cores_used=1.95).verdict == "parallel"
+
+    def test_slow_processes_are_not_blamed_on_the_gil(self):
+        assert verdict(executor="dask", shape="2x1", speedup=1.2,
+                       cores_used=1.2).verdict == "overhead-bound"
+
+    def test_two_processes_of_two_threads_on_two_cpus(self):
+        # Each process is GIL-bound, but two of them fill both CPUs: parallel.
+        assert verdict(executor="dask", shape="2x2", workers=4, speedup=1.9,
+                       cores_used=1.95).verdict == "parallel"
+
+    def test_a_frozen_event_loop_is_named(self):
+        j = verdict(executor="dask", shape="1x2", speedup=1.0, cores_used=1.0,
+                    loop_stall_s=4.07)
+        assert j.reason.endswith("froze its worker's event loop for 4.07 s (no heartbeats)")
