@@ -100,6 +100,15 @@ class TestVerdictsThroughTheCli:
         assert shown.stdout == result.stdout
 
 
+def test_plot_writes_a_png(tmp_path):
+    path = tmp_path / "speedup.png"
+    result = run_gillab("compare", "-k", "cy_nogil", "sleep", "-e", "threads", "-w", "1,2",
+                        "--repeat", "1", "--target-s", "0.05", "--plot", str(path), "-q")
+    assert result.returncode == 0, result.stderr
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["speedup.png"]  # no temp file left
+
+
 class TestTarget:
     """--target runs the user's own function; its errors stay in its cell."""
 
