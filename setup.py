@@ -12,7 +12,12 @@ extensions = [
         ["ext/_kernels.pyx"],
         # Recorded in the module: the Cython that built it, not whatever the
         # environment has installed later (`gillab env` reports it).
-        define_macros=[("GILLAB_CYTHON_VERSION", f'"{Cython.__version__}"')],
+        define_macros=[
+            ("GILLAB_CYTHON_VERSION", f'"{Cython.__version__}"'),
+            # Module state instead of C globals: with the directive below, it lets the
+            # module load in subinterpreters that have their own GIL (PEP 684).
+            ("CYTHON_USE_MODULE_STATE", "1"),
+        ],
     )
 ]
 
@@ -26,6 +31,7 @@ setup(
             # The module keeps no shared mutable state, so it may load on a
             # free-threaded build without turning the GIL back on.
             "freethreading_compatible": True,
+            "subinterpreters_compatible": "own_gil",
         },
     ),
 )

@@ -144,6 +144,11 @@ def cmd_show(args) -> list[str]:
     except FileNotFoundError:
         raise UserError(f"no such file: {args.path}") from None
     descriptions = {name: k.description for name, k in kernels.KERNELS.items()}
+    if any(c.interpreter for c in run.cells):  # compare --python: side by side again
+        from gillab.interpreters import format_side_by_side, load_across
+
+        run, envs = load_across(args.path)
+        return format_side_by_side(run, envs, descriptions)
     return format_table(run, descriptions) + format_cost_table(run)
 
 

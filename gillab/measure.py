@@ -10,7 +10,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import psutil
 
 from gillab import kernels
 
@@ -164,6 +163,10 @@ class CpuSnapshot:
 
 
 def cpu_snapshot() -> CpuSnapshot:
+    # Imported here: psutil cannot load in a subinterpreter with its own GIL, and
+    # tasks run there import this module for run_task alone.
+    import psutil
+
     me = resource.getrusage(resource.RUSAGE_SELF)
     reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
     live = {}
@@ -338,6 +341,8 @@ def pss_mb(pid: int) -> float | None:
 
 def tree_pss_mb(root: int | None = None) -> float:
     """PSS of a process and all its live descendants, in MB."""
+    import psutil
+
     root_proc = psutil.Process(root)
     pids = [root_proc.pid]
     try:

@@ -129,7 +129,8 @@ def _judge_numbers(executor, workers, speedup, cores_used, io_bound, cpu_count, 
     if speedup >= PARALLEL_EFFICIENCY * ideal:
         return Judgement("parallel", f"{numbers} (ideal {ideal:.0f})")
     if _shares_gil(executor, shape, cores_used):
-        wait = f", each thread waited {gil_wait:.0%} of its time for the GIL" if gil_wait else ""
+        wait = (f", each thread waited {gil_wait:.0%} of its time for the GIL"
+                if gil_wait is not None and gil_wait >= 0.05 else "")
         if os_wait and os_wait >= 0.05:
             wait += f" (and {os_wait:.0%} queued for a CPU)"
         holder = ("the threads of each worker process take turns holding its GIL"

@@ -1,0 +1,111 @@
+"""On a free-threaded build (3.13t), gillab keeps the GIL off and its "GIL-holding"
+kernels run on every core: the lab's claims turned around, tested through CPU time.
+
+Skipped unless this Python was built with --disable-gil. .ci/free-threaded runs this
+file under /opt/py313t, from a venv with gillab installed (not the source tree).
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import sysconfig
+import threading
+import time
+
+import pytest
+
+pytestmark = pytest.mark.skipif(not sysconfig.get_config_var("Py_GIL_DISABLED"),
+                                reason="needs a free-threaded build (--disable-gil)")
+
+P = 2**61 - 1
+
+
+def cores_used(func, n_threads: int = 2) -> float:
+    """CPU seconds of this process / wall seconds while n threads each call func()."""
+    threads = [threading.Thread(target=func) for _ in range(n_threads)]
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+
+
+def retry_once(check):
+    try:
+        return check()
+    except AssertionError:
+        return check()
+
+
+def sized(kernel, target_s: float = 0.3) -> int:
+    from gillab.measure import calibrate_n
+
+    return calibrate_n(kernel, target_s, P)
+
+
+def test_importing_gillab_keeps_the_gil_off():
+    """The extension declares free-threading support, so importing it does not turn
+    the GIL back on (CPython would, with a warning, for one that does not)."""
+    import gillab._kernels  # noqa: F401
+    from gillab import kernels  # noqa: F401
+    from gillab.environment import collect_env
+
+    env = collect_env()
+    assert env["free_threaded_build"] is True
+    assert env["gil_enabled"] is False
+    assert sys._is_gil_enabled() is False
+
+
+def test_env_command_reports_it():
+    result = subprocess.run([sys.executable, "-I", "-m", "gillab", "env"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = {line.split("  ")[0]: line.split()[-1] for line in result.stdout.splitlines()}
+    assert lines["GIL enabled now"] == "no"
+    assert lines["free-threaded build"] == "yes"
+
+
+def test_gevent_is_skipped_with_its_reason():
+    from gillab.executors import unavailable_reason
+
+    assert unavailable_reason("gevent") == "gevent does not support free-threaded builds"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["cy_gil", "py"])
+def test_gil_holding_kernels_use_two_cores_on_two_threads(name):
+    """With no GIL, the kernel that holds it holds nothing: 2 threads, ~2 cores."""
+    from gillab import kernels
+
+    kernel = kernels.get(name)
+    n = sized(kernel)
+    expected = kernels.reference(n, P)
+    answers = []
+
+    def task():
+        answers.append(kernel(n, P))
+
+    def check():
+        answers.clear()
+        used = cores_used(task)
+        assert answers == [expected, expected]
+        assert used >= 1.6, f"{name} on 2 threads used {used:.2f} cores"
+
+    retry_once(check)
+
+
+@pytest.mark.slow
+def test_compare_calls_them_parallel():
+    """Through the engine: the cy_gil threads cell on 2 workers uses ~2 cores."""
+    from gillab.compare import Plan, run_compare
+
+    def check():
+        run = run_compare(Plan(kernels=("cy_gil",), executors=("threads",), workers=(2,),
+                               repeat=2, target_s=0.2))
+        cell = next(c for c in run.cells if c.executor == "threads")
+        assert cell.correct
+        assert run.env["gil_enabled"] is False
+        assert cell.cores_used >= 1.6, cell
+
+    retry_once(check)
