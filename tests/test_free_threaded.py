@@ -19,6 +19,10 @@ pytestmark = pytest.mark.skipif(not sysconfig.get_config_var("Py_GIL_DISABLED"),
 
 P = 2**61 - 1
 
+# These helpers repeat tests/conftest.py's on purpose: this file runs alone, under
+# the free-threaded venv with --import-mode=importlib (.ci/free-threaded), where the
+# tests package is not importable.
+
 
 def cores_used(func, n_threads: int = 2) -> float:
     """CPU seconds of this process / wall seconds while n threads each call func()."""
