@@ -308,8 +308,8 @@ def run_compare(plan: Plan, progress: Progress | None = None) -> CompareRun:
                 continue
             label = f"{executor}/{method}" if len(plan.start_methods) > 1 and method else executor
             progress.step(f"{name} on {label} x{workers}")
-            extra = {"start_method": method or env["start_method"]} if method or \
-                executor in PROCESS_EXECUTORS else {}
+            extra = ({"start_method": method or env["start_method"]}
+                     if executor in PROCESS_EXECUTORS else {})
             try:
                 measured, costs = _measure_local(subject, executor, workers, plan, method)
                 extra.update(costs)
