@@ -71,6 +71,31 @@ class TestVerdictsThroughTheCli:
         assert "cy_nogil (n=" in result.stdout and "GIL-bound" in result.stdout
         assert "[" in result.stderr  # progress went to stderr, not into the table
 
+    def test_gil_wait_and_gil_held_tell_different_stories(self, tmp_path):
+        """GIL wait (inside each task) and GIL held (a probe) are kept apart on purpose."""
+        path = tmp_path / "r.json"
+
+        def check():
+            result = run_gillab("compare", "-k", "py", "cy_nogil", "-e", "threads",
+                                "processes", "-w", "2", "--repeat", "2", "--target-s", "0.2",
+                                "--json", str(path))
+            assert result.returncode == 0, result.stderr
+            cells = cells_of(path)
+            py_threads, py_procs = cells["py", "threads", 2], cells["py", "processes", 2]
+            py_serial, nogil = cells["py", "serial", 1], cells["cy_nogil", "threads", 2]
+            # Two Python threads wait for each other about half the time ...
+            assert py_threads["gil_wait"] >= 0.35, py_threads
+            assert py_threads["gil_held"] >= 0.6, py_threads
+            # ... one per process waits for no one; nor does one thread alone,
+            # although it holds the GIL nearly all the time.
+            assert py_procs["gil_wait"] <= 0.1, py_procs
+            assert py_procs["gil_held"] is None  # no probe outside this process
+            assert py_serial["gil_wait"] <= 0.1, py_serial
+            assert py_serial["gil_held"] >= 0.6, py_serial
+            # Released GIL: neither.
+            assert nogil["gil_wait"] <= 0.1 and nogil["gil_held"] <= 0.1, nogil
+        retry_once(check)
+
     def test_gevent_cpu_work_is_serialized_and_sleep_overlaps(self, tmp_path):
         path = tmp_path / "r.json"
 
