@@ -208,7 +208,7 @@ def measure(fast: bool = False, start_method: str | None = None) -> Result:
     kernel(n, p)
     one_s = time.perf_counter() - t0
 
-    for _attempt in range(3):
+    for cpu_attempts in range(1, 4):
         cpu_threads, cpu_processes = _cpu_cases(ctx, n, p, expected)
         # Another busy process can hide the processes' parallelism: measure again, twice at most.
         if available_cpus() < 2 or _parallel(cpu_threads, cpu_processes):
