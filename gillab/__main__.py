@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 
-from gillab.errors import UsageError, UserError, check_output_path
+from gillab import checks
+from gillab.errors import (EXIT_CELLS_FAILED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE,
+                           UsageError, UserError, check_output_path)
 
 __all__ = ["create_parser", "main"]
 
@@ -71,7 +76,7 @@ def _check_worker_limits(plan, args) -> None:
 
 
 def cmd_compare(args) -> list[str]:
-    from gillab import kernels
+    from gillab import kernels, procutil
     from gillab.compare import Plan, run_compare
     from gillab.progress import make_progress
     from gillab.report import format_cost_table, format_table, write_plot
@@ -101,15 +106,11 @@ def cmd_compare(args) -> list[str]:
         dask_scheduler=args.dask_scheduler,
     )
     _check_worker_limits(plan, args)
+    _check_available(args.executor or ())
     if args.dask_shape and args.dask_scheduler:
         raise UsageError("--dask-shape cannot reshape an existing cluster: "
                          "drop one of --dask-shape, --dask-scheduler")
     if "dask" in plan.executors:
-        from gillab.executors import unavailable_reason
-
-        reason = unavailable_reason("dask")
-        if reason:  # asked for by name: a missing extra is a usage error, not a skip
-            raise UsageError(f"-e dask: {reason}")
         if plan.dask_scheduler:
             from gillab.dask_cells import check_scheduler
 
@@ -117,25 +118,42 @@ def cmd_compare(args) -> list[str]:
     elif args.dask_shape or args.dask_scheduler:
         raise UsageError("--dask-shape and --dask-scheduler need -e dask")
     if plan.target:
-        try:
-            kernels.load_target(plan.target)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+        # Imported and called once in a throwaway process: a broken module is a usage
+        # error; a function that ends its process or hangs runs in worker processes only.
+        probe = checks.probe_target(plan.target)
+        if probe.unsafe_in_process:
+            plan = dataclasses.replace(plan, target_unsafe=probe.unsafe_in_process)
     progress = make_progress(args.quiet)
     try:
-        run = run_compare(plan, progress)
+        # A target's own prints go to stderr: stdout carries the table alone.
+        with procutil.stdout_to_stderr():
+            run = run_compare(plan, progress)
     finally:
         getattr(progress, "close", lambda: None)()
     if args.json:
         write_json_atomic(args.json, run.to_dict())
     if args.plot:
         write_plot(run, args.plot)
+    if any(not c.correct or c.verdict == "wrong" for c in run.cells):
+        args.exit_status = EXIT_CELLS_FAILED  # table and JSON written all the same
     descriptions = {name: k.description for name, k in kernels.KERNELS.items()}
     return format_table(run, descriptions) + format_cost_table(run)
 
 
+def _check_available(asked) -> None:
+    """An executor asked for by name that cannot run here is a usage error, not a skip
+    (the default matrix skips it and says why)."""
+    from gillab.executors import unavailable_reason
+
+    for name in dict.fromkeys(asked):
+        reason = unavailable_reason(name)
+        if reason:
+            raise UsageError(f"-e {name}: {reason}")
+
+
 def cmd_show(args) -> list[str]:
-    from gillab import kernels
+    # No gillab.kernels here: showing a saved run needs no compiled extension.
+    from gillab.descriptions import KERNEL_DESCRIPTIONS
     from gillab.report import format_cost_table, format_table
     from gillab.results import load_run
 
@@ -143,7 +161,9 @@ def cmd_show(args) -> list[str]:
         run = load_run(args.path)
     except FileNotFoundError:
         raise UserError(f"no such file: {args.path}") from None
-    descriptions = {name: k.description for name, k in kernels.KERNELS.items()}
+    except IsADirectoryError:
+        raise UserError(f"{args.path} is a directory, not a compare --json file") from None
+    descriptions = dict(KERNEL_DESCRIPTIONS)
     if any(c.interpreter for c in run.cells):  # compare --python: side by side again
         from gillab.interpreters import format_side_by_side, load_across
 
@@ -193,15 +213,17 @@ def create_parser() -> argparse.ArgumentParser:
                    choices=EXECUTOR_NAMES + OPTIONAL_EXECUTOR_NAMES, metavar="EXECUTOR",
                    help=f"executors to run (default: {', '.join(EXECUTOR_NAMES)}; "
                         f"by name only: {', '.join(OPTIONAL_EXECUTOR_NAMES)})")
-    p.add_argument("-w", "--workers", type=_worker_list, metavar="1,2,4",
+    p.add_argument("-w", "--workers", type=checks.worker_list, metavar="1,2,4",
                    help="worker counts (default 1,2,4; 1,2 with --quick)")
-    p.add_argument("--repeat", type=_positive_int, metavar="N",
-                   help="timed runs per cell; the median is kept (default 3; 1 with --quick)")
+    p.add_argument("--repeat", type=checks.bounded_int(checks.MAX_REPEAT), metavar="N",
+                   help="timed runs per cell; the median is kept (default 3; 1 with --quick; "
+                        f"at most {checks.MAX_REPEAT})")
     p.add_argument("--quick", action="store_true",
                    help="every kernel and executor at 1 and 2 workers, 0.1 s tasks")
-    p.add_argument("--target-s", type=_positive_float, metavar="S",
-                   help="seconds one task takes serially (default 0.3; 0.1 with --quick)")
-    p.add_argument("--target", metavar="MODULE:FUNC",
+    p.add_argument("--target-s", type=checks.task_seconds, metavar="S",
+                   help="seconds one task takes serially (default 0.3; 0.1 with --quick; "
+                        f"from {checks.MIN_TASK_S:g} to {checks.MAX_TARGET_S:g})")
+    p.add_argument("--target", metavar="MODULE:FUNC", type=checks.nonempty,
                    help="measure your own zero-argument callable instead of the kernels "
                         "(default executors: serial, threads, processes)")
     p.add_argument("--start-method", type=_start_methods, metavar="fork,spawn",
@@ -211,19 +233,22 @@ def create_parser() -> argparse.ArgumentParser:
     p.add_argument("--cost", action="store_true",
                    help="also measure what each model costs: start-up, memory (PSS) "
                         "and dispatch per task")
-    p.add_argument("--max-processes", type=_positive_int, default=MAX_PROCESSES, metavar="N",
+    p.add_argument("--max-processes", type=checks.bounded_int(checks.MAX_COUNT),
+                   default=MAX_PROCESSES, metavar="N",
                    help=f"refuse more worker processes than this (default {MAX_PROCESSES})")
-    p.add_argument("--max-threads", type=_positive_int, default=MAX_THREADS, metavar="N",
+    p.add_argument("--max-threads", type=checks.bounded_int(checks.MAX_COUNT),
+                   default=MAX_THREADS, metavar="N",
                    help=f"refuse more worker threads than this (default {MAX_THREADS})")
     p.add_argument("--python", action="append", metavar="PATH",
                    help="run the matrix under this interpreter too (repeatable), side by side")
     p.add_argument("--dask-shape", type=_shape_list, metavar="2x1,1x2",
                    help="dask cluster shapes, P processes x T threads (default: every "
                         "shape whose product is the worker count)")
-    p.add_argument("--dask-scheduler", metavar="ADDRESS",
+    p.add_argument("--dask-scheduler", metavar="ADDRESS", type=checks.nonempty,
                    help="use this running dask scheduler instead of a local cluster")
-    p.add_argument("--json", metavar="PATH", help="also write every cell as JSON (atomically)")
-    p.add_argument("--plot", metavar="PATH",
+    p.add_argument("--json", metavar="PATH", type=checks.nonempty,
+                   help="also write every cell as JSON (atomically)")
+    p.add_argument("--plot", metavar="PATH", type=checks.nonempty,
                    help="also write a PNG of speedup against workers (needs gillab[plot])")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
@@ -235,7 +260,7 @@ def create_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("kernels", help="list the kernels and what each shows")
     p.add_argument("--calibrate", action="store_true",
                    help="measure ns per iteration and the ratio to the plain C loop")
-    p.add_argument("--target-s", type=_positive_float, default=0.2, metavar="S",
+    p.add_argument("--target-s", type=checks.task_seconds, default=0.2, metavar="S",
                    help="seconds per calibrated call (default 0.2)")
     p = sub.add_parser("convoy", help="what a CPU-bound thread costs an IO thread's latency",
                        description="The main thread does small IO operations while one "
@@ -246,9 +271,11 @@ def create_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--probe", nargs="+", action="extend",
                    choices=["sleep", "socketpair", "echo"], metavar="PROBE",
                    help="IO probes (default all: sleep, socketpair, echo)")
-    p.add_argument("--samples", type=_positive_int, default=200, metavar="N",
-                   help="probe operations per row (default 200)")
-    p.add_argument("--json", metavar="PATH", help="also write the rows as JSON (atomically)")
+    p.add_argument("--samples", type=checks.bounded_int(checks.MAX_SAMPLES), default=200,
+                   metavar="N",
+                   help=f"probe operations per row (default 200, at most {checks.MAX_SAMPLES:,})")
+    p.add_argument("--json", metavar="PATH", type=checks.nonempty,
+                   help="also write the rows as JSON (atomically)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
     p = sub.add_parser("demo", help="run one of the lesson's demos (no NAME: list them)")
@@ -260,21 +287,7 @@ def create_parser() -> argparse.ArgumentParser:
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
-def _worker_list(text: str) -> tuple:
-    """'1,2,4' -> (1, 2, 4): whole numbers >= 1, sorted, without repeats."""
-    parts = [part.strip() for part in text.split(",") if part.strip()]
-    if not parts:
-        raise argparse.ArgumentTypeError("give worker counts like 1,2,4")
-    return tuple(sorted({_positive_int(part) for part in parts}))
+    return checks.whole_number(text)
 
 
 def _start_methods(text: str) -> tuple:
@@ -302,19 +315,38 @@ def _shape_list(text: str) -> tuple:
     return tuple(dict.fromkeys(shapes))
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; return its exit status (docs/contract.md).
+
+    Called as the program (argv None), it ends the process itself when it must not
+    wait for interpreter clean-up: after Ctrl-C, and when a thread that never
+    returned was left behind.
+    """
+    from gillab import procutil
+
+    as_program = argv is None
+    _ascii_safe_output()
     parser = create_parser()
     args = parser.parse_args(argv)
+    previous = signal.getsignal(signal.SIGINT)
+    procutil.install_sigint_watchdog()
+    procutil.install_fork_hook()
+    try:
+        status = _run(args)
+    finally:
+        if not as_program and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, previous)
+    if as_program and (status == EXIT_INTERRUPTED or procutil.abandoned()):
+        if procutil.abandoned():
+            print(f"gillab: {len(procutil.abandoned())} thread(s) never returned; exiting "
+                  "without waiting for them", file=sys.stderr)
+        procutil.hard_exit(status)
+    return status
+
+
+def _run(args) -> int:
+    from gillab import procutil
+
     try:
         lines = COMMANDS[args.command](args)
         for line in lines or ():
@@ -322,21 +354,64 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
     except UsageError as exc:
         print(f"gillab {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("gillab: interrupted", file=sys.stderr)
-        return 130
+        procutil.kill_descendants()
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader (head, less) went away: not an error worth a traceback. Point
         # stdout at devnull so the interpreter's final flush does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
-    except (UserError, ImportError, OSError, ValueError) as exc:
+        return EXIT_FAILED
+    except ImportError as exc:
         if args.debug:
             raise
-        print(f"gillab: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+        print(f"gillab: error: {checks.shadowing_problem() or exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except (UserError, OSError, ValueError) as exc:
+        if args.debug:
+            raise
+        print(f"gillab: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # a bug of gillab's: still one line, the traceback on ask
+        if args.debug:
+            raise
+        print(f"gillab: internal error: {_one_line(exc)} (run with --debug for the "
+              "traceback)", file=sys.stderr)
+        return EXIT_FAILED
+    return getattr(args, "exit_status", 0)
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines() or [type(exc).__name__]
+    return lines[0]
+
+
+#: Characters of the report an ASCII-only terminal cannot show, and what it shows instead.
+_ASCII = {"\u2014": "-", "\u2013": "-", "\u2713": "y", "\u2717": "x", "\u00d7": "x",
+          "\u2026": "...", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2265": ">=",
+          "\u2264": "<=", "\u00b5": "u"}
+
+
+def _ascii_fallback(exc):
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    text = exc.object[exc.start:exc.end]
+    return "".join(_ASCII.get(ch, "?") for ch in text), exc.end
+
+
+def _ascii_safe_output() -> None:
+    """Output survives a terminal that cannot show every character (PYTHONIOENCODING=
+    ascii, a C locale): an em dash becomes '-', a check mark 'y', anything else '?'."""
+    import codecs
+
+    codecs.register_error("gillab-ascii", _ascii_fallback)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="gillab-ascii")
+        except (AttributeError, ValueError):  # not a text stream we can reconfigure
+            pass
 
 
 if __name__ == "__main__":

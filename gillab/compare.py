@@ -44,6 +44,7 @@ class Plan:
     start_methods: tuple = (None,)     # process executors run once per start method
     dask_shapes: tuple | None = None   # ("2x1", "1x2"); None: every shape of each k
     dask_scheduler: str | None = None  # an existing cluster instead of a local one
+    target_unsafe: str | None = None   # why the target must not run in this process
 
     @property
     def subjects(self) -> tuple:
@@ -104,8 +105,7 @@ class _Subject:
 
 def _prepare(name: str, plan: Plan) -> _Subject:
     if plan.target:
-        task = kernels.Task(target=name)
-        task.resolve()  # a bad MODULE:FUNC fails here, before anything runs
+        task = kernels.Task(target=name, unsafe_in_process=plan.target_unsafe)
         return _Subject(name, task, io_bound=False, checked=False)
     kernel = kernels.get(name)
     if kernel.io_bound:
@@ -176,24 +176,26 @@ def measure_gevent_cells(task: kernels.Task, workers_list, *, repeat: int,
     Yields (workers, CellMeasurement or error message, extra Cell fields) in order.
     Public, so the benchmark suite measures gevent exactly as compare does.
     """
+    from gillab.procutil import child_preexec, read_replies
+
     request = {"cells": [(task, w) for w in workers_list], "repeat": repeat,
                "noise_limit": noise_limit, "cost": cost, "timeout_s": timeout_s}
+    # preexec: the child ignores Ctrl-C (ours to handle) and dies with this process.
     proc = subprocess.Popen([sys.executable, "-m", "gillab.gevent_child"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, preexec_fn=child_preexec)
+    # A greenlet that never yields cannot be timed out inside the child: bound each
+    # reply here (every repeat and noise retry of a cell, plus start-up) and kill it.
+    replies = read_replies(proc, pickle.load, timeout_s * repeat * 3 + 30.0)
     try:
         pickle.dump(request, proc.stdin)
         proc.stdin.close()
         for workers in workers_list:
-            try:
-                status, payload, extra = pickle.load(proc.stdout)
-            except EOFError:
-                proc.wait()
-                err = proc.stderr.read().decode(errors="replace").strip().splitlines()
-                last = err[-1] if err else "no output"
-                yield (workers, f"the gevent process exited with code {proc.returncode}: "
-                                f"{last}", {})
+            reply = next(replies)
+            if isinstance(reply, str):  # the child died or hung: the rest cannot run
+                yield workers, f"the gevent process {reply}", {}
                 return
+            status, payload, extra = reply
             yield workers, payload, extra  # payload: a CellMeasurement, or an error message
     finally:
         if proc.poll() is None:

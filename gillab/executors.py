@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.connection
-import signal
+import os
+import pickle
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 
-from gillab import kernels
+from gillab import kernels, procutil
 from gillab.measure import TaskResult, run_task
 
 __all__ = ["EXECUTORS", "IN_PROCESS", "PROCESS_EXECUTORS", "PER_RUN_STARTUP", "open_executor",
@@ -39,10 +40,51 @@ class WorkerFailed(Exception):
     """A worker died or hung: the cell reports it and the run goes on."""
 
 
-def _ignore_sigint() -> None:
+def _worker_init(parent_pid: int | None = None) -> None:
     # Ctrl-C belongs to the parent, which stops the workers itself: a worker
-    # printing its own KeyboardInterrupt traceback would only be noise.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # printing its own KeyboardInterrupt traceback would only be noise. And a worker
+    # must not outlive its parent (SIGKILL of the parent): see gillab.procutil.
+    procutil.worker_setup(parent_pid)
+
+
+def _run_task_shipped(task: kernels.Task) -> TaskResult:
+    """run_task in a worker process: a result that cannot be pickled back becomes the
+    task's error (the cell is wrong, the run goes on) instead of a worker traceback."""
+    result = run_task(task)
+    try:
+        pickle.dumps(result)
+    except Exception as exc:  # any pickling failure: the value cannot travel
+        why = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+        return TaskResult(None, result.wall_s, result.thread_cpu_s,
+                          f"the result cannot be sent back from a worker process ({why})",
+                          result.pid, result.run_delay_s)
+    return result
+
+
+#: Tasks that hung in this process once: running them here again would only leave
+#: another thread behind (task -> why).
+_HUNG_HERE: dict = {}
+
+
+def _refuse_in_process(task: kernels.Task) -> None:
+    why = task.unsafe_in_process or _HUNG_HERE.get(task)
+    if why:
+        raise WorkerFailed(why)
+
+
+def _join_or_abandon(threads, deadline: float, timeout_s: float, task) -> None:
+    """Join threads until ``deadline``; any still running is abandoned (a thread cannot
+    be killed) and the cell fails with the reason."""
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    alive = [t for t in threads if t.is_alive()]
+    if alive:
+        why = (f"no answer within {timeout_s:.0f} s; a thread cannot be killed, so "
+               f"{len(alive)} is left running and gillab exits without waiting for it")
+        for t in alive:
+            procutil.abandon(t, why)
+        _HUNG_HERE[task] = f"hung earlier in this run (no answer within {timeout_s:.0f} s)"
+        raise WorkerFailed(why)
 
 
 def _warm(seconds: float) -> int:
@@ -88,7 +130,20 @@ class Serial(Executor):
     name = "serial"
 
     def run(self, task, n_tasks):
-        return [run_task(task) for _ in range(n_tasks)]
+        _refuse_in_process(task)
+        # Each task in a daemon thread of its own, one after another: the same work
+        # as a plain call (a thread start, ~0.1 ms, on tasks of >= 10 ms), but one
+        # that never returns can be left behind with the cell marked, not the run hung.
+        results: list = []
+        deadline = time.monotonic() + self.timeout_s
+        for _ in range(n_tasks):
+            box: list = []
+            t = threading.Thread(target=lambda: box.append(run_task(task)), daemon=True,
+                                 name="gillab-serial")
+            t.start()
+            _join_or_abandon([t], deadline, self.timeout_s, task)
+            results.append(box[0])
+        return results
 
 
 class Threads(Executor):
@@ -97,6 +152,7 @@ class Threads(Executor):
     name = "threads"
 
     def run(self, task, n_tasks):
+        _refuse_in_process(task)
         results: list = [None] * n_tasks
 
         def work(i):
@@ -108,8 +164,7 @@ class Threads(Executor):
                    for i in range(n_tasks)]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        _join_or_abandon(threads, time.monotonic() + self.timeout_s, self.timeout_s, task)
         return results
 
     def start_idle(self):
@@ -121,10 +176,12 @@ class Threads(Executor):
             t.join()
 
 
-def _process_main(task, conn) -> None:
-    _ignore_sigint()
+def _process_main(task, conn, parent_pid=None) -> None:
+    _worker_init(parent_pid)
     try:
-        conn.send(run_task(task))
+        conn.send(_run_task_shipped(task))
+    except (BrokenPipeError, EOFError):  # the parent gave up on us: nothing to report
+        pass
     finally:
         conn.close()
 
@@ -140,7 +197,8 @@ class Processes(Executor):
 
     def run(self, task, n_tasks):
         pipes = [self.context.Pipe(duplex=False) for _ in range(n_tasks)]
-        procs = [self.context.Process(target=_process_main, args=(task, send), daemon=True)
+        procs = [self.context.Process(target=_process_main, args=(task, send, os.getpid()),
+                                      daemon=True)
                  for _, send in pipes]
         self._live = procs
         for proc in procs:
@@ -192,7 +250,8 @@ class MpPool(Executor):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.pool = self.context.Pool(self.n_workers, initializer=_ignore_sigint)
+        self.pool = self.context.Pool(self.n_workers, initializer=_worker_init,
+                                      initargs=(os.getpid(),))
         self.pool.map(_warm, [0.0] * self.n_workers, chunksize=1)
 
     def run(self, task, n_tasks):
@@ -200,7 +259,7 @@ class MpPool(Executor):
         # and waits forever for the lost task. So watch the workers it started with;
         # Pool has no public list of them, hence the private _pool.
         workers = list(self.pool._pool)
-        pending = self.pool.map_async(run_task, [task] * n_tasks, chunksize=1)
+        pending = self.pool.map_async(_run_task_shipped, [task] * n_tasks, chunksize=1)
         deadline = time.monotonic() + self.timeout_s
         while not pending.ready():
             pending.wait(0.05)
@@ -220,13 +279,21 @@ class MpPool(Executor):
 
 
 class _FuturesExecutor(Executor):
+    in_process = False
+
     def run(self, task, n_tasks):
-        futures = [self.pool.submit(run_task, task) for _ in range(n_tasks)]
+        if self.in_process:
+            _refuse_in_process(task)
+        futures = [self.pool.submit(run_task if self.in_process else _run_task_shipped, task)
+                   for _ in range(n_tasks)]
         try:
             return [f.result(timeout=self.timeout_s) for f in futures]
         except BrokenProcessPool:
             raise WorkerFailed("a pool worker process died (BrokenProcessPool)") from None
         except FutureTimeout:
+            if self.in_process:  # pool threads stuck in the task: never joined at exit
+                _join_or_abandon(list(self.pool._threads), time.monotonic(),
+                                 self.timeout_s, task)
             raise WorkerFailed(f"no answer within {self.timeout_s:.0f} s") from None
 
 
@@ -234,6 +301,7 @@ class ThreadPool(_FuturesExecutor):
     """concurrent.futures.ThreadPoolExecutor(k), all k threads started before the run."""
 
     name = "thread_pool"
+    in_process = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -258,7 +326,7 @@ class ProcessPool(_FuturesExecutor):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.pool = ProcessPoolExecutor(self.n_workers, mp_context=self.context,
-                                        initializer=_ignore_sigint)
+                                        initializer=_worker_init, initargs=(os.getpid(),))
         # The executor may start workers one per submit (spawn, forkserver): warm it
         # until all k are up, without a fixed sleep that start-up timing would count.
         list(self.pool.map(_warm, [0.0] * self.n_workers))
@@ -324,6 +392,7 @@ class Interpreters(Executor):
                                f"{exc}".splitlines()[0]) from None
 
     def run(self, task, n_tasks):
+        _refuse_in_process(task)
         if self._pool is not None:
             from gillab.interpreters import subinterpreter_run_task
 

@@ -14,8 +14,8 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import os  # noqa: E402
 import pickle  # noqa: E402
-import signal  # noqa: E402
 import sys  # noqa: E402
 
 import gevent  # noqa: E402
@@ -53,10 +53,17 @@ def measure_cost(task, n_tasks, timeout_s) -> dict:
 
 
 def main() -> int:
-    # Ctrl-C belongs to the parent, which kills this process.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from gillab.procutil import worker_setup
+
+    # Ctrl-C belongs to the parent, which kills this process; and this process dies
+    # with the parent (the parent's preexec asked already; asking twice is harmless).
+    worker_setup()
     request = pickle.load(sys.stdin.buffer)
-    out = sys.stdout.buffer
+    # The replies get a descriptor of their own; what a task prints goes to stderr,
+    # so a --target that prints cannot corrupt the pickles.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     for task, n_workers in request["cells"]:
         try:
             measured = measure_cell(
@@ -66,7 +73,13 @@ def main() -> int:
                      if request.get("cost") else {})
         except (TimeoutError, ValueError) as exc:
             reply = ("error", f"{type(exc).__name__}: {exc}", {})
-        pickle.dump(reply, out)
+        try:
+            data = pickle.dumps(reply)
+        except Exception as exc:  # a task's result that cannot travel: the cell's error
+            why = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+            data = pickle.dumps(("error", "a result cannot be sent back from the gevent "
+                                          f"process ({why})", {}))
+        out.write(data)
         out.flush()
     return 0
 

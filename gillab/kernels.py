@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from gillab.descriptions import KERNEL_DESCRIPTIONS
+
 try:
     from gillab import _kernels
 except ImportError as exc:  # no silent pure-Python fallback
@@ -77,16 +79,11 @@ class Kernel:
 
 
 KERNELS: dict[str, Kernel] = {k.name: k for k in (
-    Kernel("py", fact_mod_py, False,
-           "pure Python loop: bytecode holds the GIL, so threads take turns"),
-    Kernel("cy_gil", _kernels.fact_mod_gil, False,
-           "the same loop in C, GIL held: compiled is not enough to run in parallel"),
-    Kernel("cy_nogil", _kernels.fact_mod_nogil, True,
-           "the same C loop inside `with nogil:`: threads run on every core"),
-    Kernel("bigint", fact_mod_bigint, False,
-           "the lesson's big-integer factorial: CPU-bound Python, GIL held"),
-    Kernel("sleep", sleep, True,
-           "time.sleep: IO-bound, the GIL is released while waiting", io_bound=True),
+    Kernel("py", fact_mod_py, False, KERNEL_DESCRIPTIONS["py"]),
+    Kernel("cy_gil", _kernels.fact_mod_gil, False, KERNEL_DESCRIPTIONS["cy_gil"]),
+    Kernel("cy_nogil", _kernels.fact_mod_nogil, True, KERNEL_DESCRIPTIONS["cy_nogil"]),
+    Kernel("bigint", fact_mod_bigint, False, KERNEL_DESCRIPTIONS["bigint"]),
+    Kernel("sleep", sleep, True, KERNEL_DESCRIPTIONS["sleep"], io_bound=True),
 )}
 
 CPU_KERNELS = tuple(name for name, k in KERNELS.items() if not k.io_bound)
@@ -115,6 +112,9 @@ class Task:
     kernel: str | None = None
     args: tuple = ()
     target: str | None = None
+    #: Why this task must not run in gillab's own process (a --target that ended its
+    #: process or never returned when probed: see gillab.checks.probe_target), or None.
+    unsafe_in_process: str | None = None
 
     def resolve(self) -> Callable:
         if self.target is None:
@@ -135,8 +135,9 @@ def load_target(spec: str) -> Callable:
         raise ValueError(f"--target must look like MODULE:FUNC, got {spec!r}")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"cannot import {module_name!r} for --target: {exc}") from None
+    except (Exception, SystemExit) as exc:  # a broken module: one line, not a traceback
+        why = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+        raise ValueError(f"cannot import {module_name!r} for --target: {why}") from None
     obj = module
     for part in attr.split("."):
         try:

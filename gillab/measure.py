@@ -66,15 +66,24 @@ def _run_delay() -> float | None:
         return None
 
 
+def _one_line(exc: BaseException) -> str:
+    lines = f"{type(exc).__name__}: {exc}".strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def run_task(task: kernels.Task) -> TaskResult:
     """Run one task in whatever worker calls this, timing it from the inside."""
-    func = task.resolve()
+    try:
+        func = task.resolve()
+    except ValueError as exc:  # a target that cannot be loaded here (a worker's own path)
+        return TaskResult(None, 0.0, 0.0, str(exc), os.getpid())
     delay0 = _run_delay()
     wall0, cpu0 = time.perf_counter(), time.thread_time()
     try:
         value, error = func(*task.args), None
-    except Exception as exc:  # user code: the error belongs to the cell, the run goes on
-        value, error = None, f"{type(exc).__name__}: {exc}".splitlines()[0]
+    except (Exception, SystemExit) as exc:  # user code, sys.exit() included: the error
+        # belongs to the cell and the run goes on. KeyboardInterrupt still stops the run.
+        value, error = None, _one_line(exc)
     wall, cpu = time.perf_counter() - wall0, time.thread_time() - cpu0
     delay1 = _run_delay()
     delay = None if delay0 is None or delay1 is None else delay1 - delay0

@@ -1,0 +1,262 @@
+"""Hard stops: workers that die with their parent, Ctrl-C that always ends the run, and
+threads that cannot be killed.
+
+A leaf: imports nothing of gillab's, reads no clock, prints nothing of its own.
+
+- Every worker process gillab starts asks Linux to kill it when its parent dies
+  (``prctl(PR_SET_PDEATHSIG, SIGKILL)``) and ignores SIGINT: Ctrl-C reaches the whole
+  process group, and it is the parent's to handle (it stops its workers itself). A
+  worker printing its own KeyboardInterrupt traceback, or dying inside a lock it shares
+  with the parent, is what made ``demo pool-lock`` hang.
+- The parent-death signal fires when the *thread* that created the child ends, not
+  the process; gillab creates its workers from the main thread (or a pool's own
+  handler thread, which lives as long as the pool), so the two coincide. The child also
+  checks, after setting it, that its parent is still the one that started it: a parent
+  that died in between would otherwise be missed.
+- The CLI's SIGINT handler raises KeyboardInterrupt as usual, and arms a watchdog: if
+  the clean-up has not ended the process 0.8 s later, it kills the children and exits
+  130 at once. A second Ctrl-C does the same without waiting.
+- A thread that never returns cannot be killed: executors register it here
+  (``abandon``) and the CLI ends the process with ``os._exit`` after writing its
+  output, instead of waiting for it at interpreter exit.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+
+__all__ = ["stdout_to_stderr", "read_replies", "set_parent_death_signal", "worker_setup", "child_preexec", "install_fork_hook",
+           "kill_descendants", "install_sigint_watchdog", "abandon", "abandoned",
+           "hard_exit", "EXIT_INTERRUPTED"]
+
+EXIT_INTERRUPTED = 130
+_PR_SET_PDEATHSIG = 1
+_GRACE_S = 0.8
+
+
+def set_parent_death_signal(expected_parent: int | None = None,
+                            sig: int = signal.SIGKILL) -> bool:
+    """Ask Linux to send ``sig`` to this process when its parent dies (no-op elsewhere).
+
+    With ``expected_parent``, exit at once if the parent is already gone (re-parented
+    before the request took effect). Returns whether the request was made.
+    """
+    libc = _libc()
+    if libc is None:
+        return False
+    try:
+        if libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if expected_parent is not None and os.getppid() != expected_parent:
+        os._exit(1)  # the parent died before we asked: nobody is waiting for us
+    return True
+
+
+_LIBC: list = []
+
+
+def _libc():
+    """The C library (Linux only), loaded once: a forked child inherits it ready."""
+    if not _LIBC:
+        libc = None
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                libc = ctypes.CDLL(None, use_errno=True)
+            except OSError:
+                libc = None
+        _LIBC.append(libc)
+    return _LIBC[0]
+
+
+def worker_setup(parent_pid: int | None = None) -> None:
+    """First thing in a worker process: ignore Ctrl-C, die with the parent, stay quiet
+    on a broken pipe (a parent that went away is not the worker's error to report)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    set_parent_death_signal(parent_pid)
+
+
+def child_preexec() -> None:
+    """``preexec_fn`` for subprocess children: the same, kept across exec (SIG_IGN for
+    SIGINT is inherited, so the child's Python installs no KeyboardInterrupt handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    set_parent_death_signal()
+
+
+_fork_hook_installed = False
+
+
+def install_fork_hook() -> None:
+    """Make every fork() of this process a quiet worker that dies with its parent.
+
+    For code that starts processes in many ways (the demos: Pool, Process, Manager),
+    rather than an initializer at each place. Forks only: spawned children run
+    ``worker_setup`` themselves. Installed once; it cannot be removed.
+    """
+    global _fork_hook_installed
+    if _fork_hook_installed or not hasattr(os, "register_at_fork"):
+        return
+    parent = os.getpid()
+    _libc()  # loaded here, so a forked child pays a prctl call and nothing more
+    os.register_at_fork(after_in_child=lambda: worker_setup(parent if os.getppid() == parent
+                                                            else None))
+    _fork_hook_installed = True
+
+
+def kill_descendants() -> int:
+    """SIGKILL every live descendant of this process; return how many were signalled."""
+    try:
+        import psutil
+
+        children = psutil.Process().children(recursive=True)
+    except Exception:  # psutil missing or /proc unreadable: nothing more to do here
+        return 0
+    killed = 0
+    for child in children:
+        try:
+            child.kill()
+            killed += 1
+        except Exception:  # already gone
+            pass
+    return killed
+
+
+def _flush_quietly() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # a closed pipe: nothing left to say
+            pass
+
+
+def hard_exit(code: int) -> None:
+    """Flush, kill the children and end the process now, without interpreter clean-up
+    (which would wait for abandoned threads and pool threads)."""
+    _flush_quietly()
+    kill_descendants()
+    os._exit(code)
+
+
+_watchdog: threading.Timer | None = None
+
+
+def _on_sigint(signum, frame):
+    global _watchdog
+    if _watchdog is not None:  # a second Ctrl-C: the user will not wait
+        hard_exit(EXIT_INTERRUPTED)
+    _watchdog = threading.Timer(_GRACE_S, _too_slow)
+    _watchdog.daemon = True
+    _watchdog.start()
+    raise KeyboardInterrupt
+
+
+def _too_slow() -> None:
+    try:
+        print("gillab: interrupted", file=sys.stderr)
+    except Exception:  # stderr gone: exit all the same
+        pass
+    hard_exit(EXIT_INTERRUPTED)
+
+
+def install_sigint_watchdog() -> None:
+    """Ctrl-C raises KeyboardInterrupt, and the process ends with 130 within ~1 s
+    even if clean-up hangs (main thread only)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _on_sigint)
+
+
+_abandoned: list = []
+
+
+def abandon(thread: threading.Thread, why: str) -> None:
+    """Record a thread that will not return: the process must not wait for it at exit."""
+    _abandoned.append((thread, why))
+
+
+def abandoned() -> list:
+    """(thread, why) for every abandoned thread still alive."""
+    return [(t, why) for t, why in _abandoned if t.is_alive()]
+
+
+def read_replies(proc, load, timeout_s: float):
+    """Yield each object ``load(proc.stdout)`` reads from a child, waiting at most
+    ``timeout_s`` for each; when the child ends or hangs, kill it and yield a string
+    saying so (its last stderr line included) instead.
+
+    The child's stderr is drained meanwhile (a user's output there must not fill the
+    pipe and stall the child); only its last lines are kept, for the reason.
+    """
+    import collections
+    import queue
+
+    replies: queue.Queue = queue.Queue()
+    last_lines: collections.deque = collections.deque(maxlen=5)
+    end = object()
+
+    def read_stdout():
+        try:
+            while True:
+                replies.put(load(proc.stdout))
+        except Exception:  # EOF, or a reply cut short by the child's death
+            replies.put(end)
+
+    def drain_stderr():
+        try:
+            for line in proc.stderr:
+                text = line.decode("utf-8", "replace").strip()
+                if text:
+                    last_lines.append(text)
+        except (OSError, ValueError):  # closed under us at the end
+            pass
+
+    readers = [threading.Thread(target=read_stdout, daemon=True, name="gillab-replies"),
+               threading.Thread(target=drain_stderr, daemon=True, name="gillab-stderr")]
+    for t in readers:
+        t.start()
+    while True:
+        try:
+            reply = replies.get(timeout=timeout_s)
+        except queue.Empty:
+            proc.kill()
+            proc.wait()
+            yield f"gave no answer within {timeout_s:.0f} s and was killed"
+            return
+        if reply is not end:
+            yield reply
+            continue
+        proc.wait()
+        readers[1].join(1.0)
+        last = last_lines[-1] if last_lines else "no message"
+        code = proc.returncode
+        yield (f"exited with code {code}: {last}" if code is not None and code >= 0
+               else f"was killed by signal {-(code or 0)}: {last}")
+        return
+
+
+class stdout_to_stderr:
+    """While inside, file descriptor 1 and sys.stdout point at stderr; on exit both are
+    put back. Worker processes started meanwhile inherit the redirection, so what user
+    code prints never mixes with the results written to stdout afterwards."""
+
+    def __enter__(self):
+        sys.stdout.flush()
+        self._saved_fd = os.dup(1)
+        self._saved = sys.stdout
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            sys.stderr.flush()
+        except Exception:  # stderr gone: stdout still goes back
+            pass
+        os.dup2(self._saved_fd, 1)
+        os.close(self._saved_fd)
+        sys.stdout = self._saved
+        return False
