@@ -9,10 +9,13 @@ A leaf: imports nothing of gillab's, reads no clock, prints nothing of its own.
   worker printing its own KeyboardInterrupt traceback, or dying inside a lock it shares
   with the parent, is what made ``demo pool-lock`` hang.
 - The parent-death signal fires when the *thread* that created the child ends, not
-  the process; gillab creates its workers from the main thread (or a pool's own
-  handler thread, which lives as long as the pool), so the two coincide. The child also
-  checks, after setting it, that its parent is still the one that started it: a parent
-  that died in between would otherwise be missed.
+  the process. So it is asked for only by children forked from the parent's main
+  thread (a before-fork hook records which thread forks). Any other worker (one a
+  Pool's handler thread forks to replace a dead one, a spawned one) watches its parent
+  instead: a daemon thread that exits the process within 0.2 s of being orphaned. A
+  Pool worker killed when the handler thread ends at terminate() would die holding
+  the pool's queue lock and hang terminate() for good. The child also checks, after
+  asking, that its parent is still the one that started it.
 - The CLI's SIGINT handler raises KeyboardInterrupt as usual, and arms a watchdog: if
   the clean-up has not ended the process 0.8 s later, it kills the children and exits
   130 at once. A second Ctrl-C does the same without waiting.
@@ -74,11 +77,42 @@ def _libc():
     return _LIBC[0]
 
 
+#: In a forked child: whether the parent forked it from its main thread (set by the
+#: before-fork hook in the parent, copied into the child by the fork). None: unknown.
+_forked_from_main: bool | None = None
+
+
+def _before_fork() -> None:
+    global _forked_from_main
+    _forked_from_main = threading.current_thread() is threading.main_thread()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork)
+
+_WATCH_S = 0.2
+
+
+def _watch_parent(parent: int) -> None:
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(_WATCH_S)
+    os._exit(1)  # orphaned: nobody is waiting for what we would compute
+
+
 def worker_setup(parent_pid: int | None = None) -> None:
-    """First thing in a worker process: ignore Ctrl-C, die with the parent, stay quiet
-    on a broken pipe (a parent that went away is not the worker's error to report)."""
+    """First thing in a worker process: ignore Ctrl-C, and end when the parent dies
+    (the parent-death signal if the parent's main thread forked us, else a watcher)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    set_parent_death_signal(parent_pid)
+    if _forked_from_main:
+        set_parent_death_signal(parent_pid)
+        return
+    parent = os.getppid()
+    if parent_pid is not None and parent != parent_pid:
+        os._exit(1)  # the parent is gone already
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True,
+                     name="gillab-parent-watch").start()
 
 
 def child_preexec() -> None:
@@ -101,10 +135,8 @@ def install_fork_hook() -> None:
     global _fork_hook_installed
     if _fork_hook_installed or not hasattr(os, "register_at_fork"):
         return
-    parent = os.getpid()
     _libc()  # loaded here, so a forked child pays a prctl call and nothing more
-    os.register_at_fork(after_in_child=lambda: worker_setup(parent if os.getppid() == parent
-                                                            else None))
+    os.register_at_fork(after_in_child=worker_setup)
     _fork_hook_installed = True
 
 

@@ -85,13 +85,20 @@ class CompareRun:
 
 def load_run(path: str) -> CompareRun:
     """Read a ``compare --json`` file; ValueError (one line) if it is not one."""
+    from gillab.schema import validate
+
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is not JSON ({exc})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not JSON (not UTF-8 text)") from None
+    except RecursionError:
+        raise ValueError(f"{path} is nested too deeply to be a gillab result") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise ValueError(f"{path} is not a gillab compare result (schema {SCHEMA})")
+    validate(data, SCHEMA, path)  # wrong types: one line naming the field, not a traceback
     try:
         cells = tuple(Cell.from_dict(c) for c in data["cells"])
     except (KeyError, TypeError) as exc:
