@@ -325,30 +325,44 @@ def _shape_list(text: str) -> tuple:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; return its exit status (docs/contract.md).
 
-    Called as the program (argv None), it ends the process itself when it must not
-    wait for interpreter clean-up: after Ctrl-C, and when a thread that never
-    returned was left behind.
+    Called as the program (argv None), it ends the process itself (os._exit) once its
+    output is flushed, without interpreter clean-up: that would meet a Ctrl-C with
+    default handling (death by signal, no status) and wait for threads that never
+    return. Every worker dies with this process (gillab.procutil).
     """
     from gillab import procutil
 
-    as_program = argv is None
+    if argv is not None:
+        previous = signal.getsignal(signal.SIGINT)
+        try:
+            return _main(argv)
+        finally:
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, previous)
+    try:
+        status = _main(None)
+    except KeyboardInterrupt:  # between the handler's install and the command's own catch
+        print("gillab: interrupted", file=sys.stderr)
+        status = EXIT_INTERRUPTED
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    procutil.exit_on_early_sigint()  # Ctrl-C from here on: 130 at once
+    left = procutil.abandoned()
+    if left:
+        print(f"gillab: {len(left)} thread(s) never returned; exiting without waiting "
+              "for them", file=sys.stderr)
+    procutil.hard_exit(status, kill=status == EXIT_INTERRUPTED or bool(left))
+    return status  # not reached
+
+
+def _main(argv) -> int:
+    from gillab import procutil
+
     _ascii_safe_output()
-    parser = create_parser()
-    args = parser.parse_args(argv)
-    previous = signal.getsignal(signal.SIGINT)
+    args = create_parser().parse_args(argv)
     procutil.install_sigint_watchdog()
     procutil.install_fork_hook()
-    try:
-        status = _run(args)
-    finally:
-        if not as_program and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, previous)
-    if as_program and (status == EXIT_INTERRUPTED or procutil.abandoned()):
-        if procutil.abandoned():
-            print(f"gillab: {len(procutil.abandoned())} thread(s) never returned; exiting "
-                  "without waiting for them", file=sys.stderr)
-        procutil.hard_exit(status)
-    return status
+    return _run(args)
 
 
 def _run(args) -> int:

@@ -17,7 +17,7 @@ A leaf: imports nothing of gillab's, reads no clock, prints nothing of its own.
   the pool's queue lock and hang terminate() for good. The child also checks, after
   asking, that its parent is still the one that started it.
 - The CLI's SIGINT handler raises KeyboardInterrupt as usual, and arms a watchdog: if
-  the clean-up has not ended the process 0.8 s later, it kills the children and exits
+  the clean-up has not ended the process 0.5 s later, it kills the children and exits
   130 at once. A second Ctrl-C does the same without waiting.
 - A thread that never returns cannot be killed: executors register it here
   (``abandon``) and the CLI ends the process with ``os._exit`` after writing its
@@ -36,7 +36,7 @@ __all__ = ["stdout_to_stderr", "read_replies", "set_parent_death_signal", "worke
 
 EXIT_INTERRUPTED = 130
 _PR_SET_PDEATHSIG = 1
-_GRACE_S = 0.8
+_GRACE_S = 0.5
 
 
 def set_parent_death_signal(expected_parent: int | None = None,
@@ -136,6 +136,8 @@ def install_fork_hook() -> None:
     if _fork_hook_installed or not hasattr(os, "register_at_fork"):
         return
     _libc()  # loaded here, so a forked child pays a prctl call and nothing more
+    # A Ctrl-C landing between fork() and this hook reaches the child's copy of the
+    # CLI's handler, which knows it is not in the CLI's process and does nothing.
     os.register_at_fork(after_in_child=worker_setup)
     _fork_hook_installed = True
 
@@ -166,19 +168,23 @@ def _flush_quietly() -> None:
             pass
 
 
-def hard_exit(code: int) -> None:
-    """Flush, kill the children and end the process now, without interpreter clean-up
-    (which would wait for abandoned threads and pool threads)."""
+def hard_exit(code: int, kill: bool = True) -> None:
+    """Flush, kill the children (with ``kill``) and end the process now, without
+    interpreter clean-up (which would wait for abandoned threads and pool threads)."""
     _flush_quietly()
-    kill_descendants()
+    if kill:
+        kill_descendants()
     os._exit(code)
 
 
 _watchdog: threading.Timer | None = None
+_owner_pid = 0
 
 
 def _on_sigint(signum, frame):
     global _watchdog
+    if os.getpid() != _owner_pid:  # a forked child, before it ignores SIGINT: not ours
+        return
     if _watchdog is not None:  # a second Ctrl-C: the user will not wait
         hard_exit(EXIT_INTERRUPTED)
     _watchdog = threading.Timer(_GRACE_S, _too_slow)
@@ -198,7 +204,9 @@ def _too_slow() -> None:
 def install_sigint_watchdog() -> None:
     """Ctrl-C raises KeyboardInterrupt, and the process ends with 130 within ~1 s
     even if clean-up hangs (main thread only)."""
+    global _owner_pid
     if threading.current_thread() is threading.main_thread():
+        _owner_pid = os.getpid()
         signal.signal(signal.SIGINT, _on_sigint)
 
 
@@ -292,3 +300,17 @@ class stdout_to_stderr:
         os.close(self._saved_fd)
         sys.stdout = self._saved
         return False
+
+
+def exit_on_early_sigint() -> None:
+    """Until the CLI's own handler is in place (while its modules import), Ctrl-C ends
+    the process with 130 at once: nothing has started that needs stopping."""
+    def early(signum, frame):
+        try:
+            os.write(2, b"gillab: interrupted\n")
+        except OSError:
+            pass
+        os._exit(EXIT_INTERRUPTED)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, early)
