@@ -360,6 +360,10 @@ def _main(argv) -> int:
 
     _ascii_safe_output()
     args = create_parser().parse_args(argv)
+    shadowed = checks.shadowing_problem()
+    if shadowed:
+        print(f"gillab: error: {shadowed}", file=sys.stderr)
+        return EXIT_FAILED
     procutil.install_sigint_watchdog()
     procutil.install_fork_hook()
     return _run(args)

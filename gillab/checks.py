@@ -37,13 +37,14 @@ MAX_COUNT = 1_000_000
 PROBE_TIMEOUT_S = 30.0
 
 _DIGITS = re.compile(r"[0-9]+")
-_WORKERS = re.compile(r"[0-9]+(,[0-9]+)*")
 
 
 def whole_number(text: str, most: int = MAX_COUNT) -> int:
     """A whole number >= 1 written in ASCII digits, at most ``most``."""
     if not _DIGITS.fullmatch(text):
-        if re.fullmatch(r"\s*-?\d+\s*", text):  # a sign, spaces or non-ASCII digits
+        if re.fullmatch(r"-[0-9]+", text):
+            raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+        if re.fullmatch(r"\s*[-+]?\d+\s*", text):  # a sign, spaces or non-ASCII digits
             raise argparse.ArgumentTypeError(
                 f"must be a whole number >= 1 in digits 0-9, got {text!r}")
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
@@ -66,10 +67,11 @@ def bounded_int(most: int):
 
 def worker_list(text: str) -> tuple:
     """'1,2,4' -> (1, 2, 4): whole numbers >= 1, comma-separated without spaces."""
-    if not _WORKERS.fullmatch(text):
+    parts = text.split(",")
+    if any(not part or part != part.strip() for part in parts):
         raise argparse.ArgumentTypeError(
             f"give worker counts as digits separated by commas, like 1,2,4: got {text!r}")
-    return tuple(sorted({whole_number(part) for part in text.split(",")}))
+    return tuple(sorted({whole_number(part) for part in parts}))
 
 
 def task_seconds(text: str) -> float:
@@ -174,20 +176,25 @@ def _exit_text(code: int) -> str:
 
 
 def shadowing_problem() -> str | None:
-    """A gillab/ folder in the current directory without the compiled extension, which
-    ``python -m gillab`` imports instead of the installed package; None if not so."""
+    """A gillab/ folder in the current directory without a compiled extension of its own,
+    which ``python -m gillab`` imports instead of the installed package (and which may
+    then borrow the installed package's extension: a mix of two versions); None if not
+    so."""
     import importlib.util
 
     import gillab
 
     package_dir = os.path.dirname(os.path.abspath(gillab.__file__))
-    try:
-        if importlib.util.find_spec("gillab._kernels") is not None:
-            return None
-    except (ImportError, ValueError):
-        pass
     if os.path.realpath(os.path.dirname(package_dir)) != os.path.realpath(os.getcwd()):
         return None
-    return (f"the gillab/ folder in the current directory ({package_dir}) has no compiled "
-            "extension and shadows the installed gillab: run from another directory, or "
-            "build this copy with `pip install -e .`")
+    try:
+        spec = importlib.util.find_spec("gillab._kernels")
+    except (ImportError, ValueError):
+        spec = None
+    origin = getattr(spec, "origin", None)
+    if origin and os.path.realpath(os.path.dirname(origin)) == os.path.realpath(package_dir):
+        return None  # a built checkout, run from its own root: nothing is mixed
+    borrowed = f" (it would borrow {origin})" if origin else ""
+    return (f"the gillab/ folder in the current directory ({package_dir}) shadows the "
+            f"installed gillab and has no compiled extension of its own{borrowed}: run "
+            "from another directory, or build this copy with `pip install -e .`")

@@ -50,8 +50,8 @@ def main(spec: str) -> int:
         obj = importlib.import_module(module_name)
     except BaseException as exc:  # SyntaxError, SystemExit, anything: the module is broken
         if isinstance(exc, ModuleNotFoundError) and exc.name == module_name.split(".")[0]:
-            why = (f"--target {spec}: no module named {module_name!r}; run from the "
-                   "directory that holds it, or put it on PYTHONPATH")
+            why = (f"--target {spec}: cannot import {module_name!r} (no module of that "
+                   "name); run from the directory that holds it, or put it on PYTHONPATH")
         else:
             why = (f"--target {spec}: importing {module_name!r} failed with "
                    f"{_one_line(exc)}; fix the module so importing it works")

@@ -31,16 +31,20 @@ def test_parser_names_match_the_registries():
     assert tuple(cli.EXECUTOR_NAMES) == EXECUTORS
 
 
-def test_unavailable_executor_is_skipped_with_its_reason(tmp_path):
+def test_unavailable_executor_asked_for_by_name_is_a_usage_error(tmp_path):
+    """-e NAME that cannot run here is refused up front (exit 2), like -e dask; only the
+    default matrix skips an executor and says why (issue 17)."""
+    from gillab.executors import unavailable_reason
+
+    reason = unavailable_reason("interpreters")
+    if reason is None:
+        pytest.skip("subinterpreters run on this Python")
     path = tmp_path / "r.json"
     result = run_gillab("compare", "-k", "cy_nogil", "-e", "threads", "interpreters", "-w",
                         "1", "--repeat", "1", "--target-s", "0.05", "--json", str(path), "-q")
-    assert result.returncode == 0, result.stderr
-    with open(path) as f:
-        data = json.load(f)
-    assert [s["executor"] for s in data["skipped"]] == ["interpreters"]
-    assert "skipped: interpreters: " in result.stdout
-    assert {c["executor"] for c in data["cells"]} == {"serial", "threads"}
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == f"gillab compare: error: -e interpreters: {reason}"
+    assert not path.exists() and result.stdout == ""
 
 
 class TestVerdictsThroughTheCli:
@@ -151,7 +155,7 @@ class TestTarget:
         path = tmp_path / "r.json"
         result = run_gillab("compare", "--target", "tests.targets:boom", "-e", "threads",
                             "-w", "2", "--repeat", "1", "--json", str(path))
-        assert result.returncode == 0, result.stderr
+        assert result.returncode == 3, result.stderr  # a wrong cell: table and JSON written
         assert "Traceback" not in result.stderr + result.stdout
         cell = cells_of(path)["tests.targets:boom", "threads", 2]
         assert cell["verdict"] == "wrong"
@@ -163,7 +167,7 @@ class TestTarget:
         result = run_gillab("compare", "--target", "tests.targets:die_in_child", "-e",
                             executor, "threads", "-w", "1", "--repeat", "1", "--json",
                             str(path), timeout=120)
-        assert result.returncode == 0, result.stderr
+        assert result.returncode == 3, result.stderr  # a wrong cell: table and JSON written
         cells = cells_of(path)
         dead = cells["tests.targets:die_in_child", executor, 1]
         assert dead["verdict"] == "wrong"

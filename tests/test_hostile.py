@@ -1,0 +1,579 @@
+"""Hostile input and hard stops (issue 17): every bad invocation gets one line and the
+right exit status, user code cannot end or corrupt the run, and nothing outlives gillab.
+
+The table-driven test runs each bad invocation as a user would (`python -m gillab`, from
+a directory holding the hostile modules) and needs no measuring: it is in the default
+run. Runs that measure, Ctrl-C trials and SIGKILL of the parent are marked slow.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+import gillab
+from gillab import checks, schema
+from gillab.executors import unavailable_reason
+from gillab.target_probe import required_parameters
+
+# --- hostile material --------------------------------------------------------------------
+
+MODULES = {
+    "raises_on_import.py": "raise RuntimeError('boom at import')\n",
+    "syntax_error.py": "def f(:\n    pass\n",
+    "exits_on_import.py": "import sys\nsys.exit(3)\n",
+    "os_exits_on_import.py": "import os\nos._exit(4)\n",
+    "hostile.py": '''\
+import os
+import sys
+import threading
+
+NOT_CALLABLE = 42
+
+
+def takes_args(n, p):
+    return n
+
+
+def keyword_only(*, n):
+    return n
+
+
+def fine(n=3):
+    return sum(i * i for i in range(20_000 * n))
+
+
+def sys_exit():
+    sys.exit(3)
+
+
+def system_exit_msg():
+    raise SystemExit("msg")
+
+
+def os_exit():
+    os._exit(1)
+
+
+def unpicklable_lambda():
+    return lambda: 1
+
+
+def unpicklable_lock():
+    return threading.Lock()
+
+
+def chatty():
+    for i in range(2000):
+        print("chatter", i)
+    return fine()
+
+
+_calls = [0]
+
+
+def hangs_the_second_time():
+    """Returns once (the probe's call, or the first in a process), then never again."""
+    _calls[0] += 1
+    if _calls[0] > 1:
+        threading.Event().wait()
+    return 5
+''',
+}
+
+#: A compare/1 record as gillab writes it, small: the base of the broken ones.
+GOOD_RUN = {
+    "schema": "gillab/compare/1",
+    "env": {"gillab": "0.1.0", "python": "3.11.7", "implementation": "CPython",
+            "gil_enabled": True, "free_threaded_build": False, "cpu_count": 2,
+            "switch_interval": 0.005, "start_method": "fork", "platform": "Linux"},
+    "settings": {"kernels": ["sleep"], "executors": ["serial"], "workers": [1], "repeat": 1},
+    "skipped": [],
+    "cells": [{"kernel": "sleep", "executor": "serial", "workers": 1, "n": None,
+               "wall_s": 0.1, "wall_s_all": [0.1], "cpu_s": 0.0, "cores_used": 0.0,
+               "speedup": 1.0, "correct": True, "gil_wait": 1.0, "gil_held": 0.0,
+               "noise": 0.0, "verdict": "serialized", "reason": "the baseline",
+               "seconds": 0.1, "serial_s": 0.1, "tries": 1}],
+}
+
+
+def _broken(**changes) -> str:
+    data = json.loads(json.dumps(GOOD_RUN))
+    for key, value in changes.items():
+        if key.startswith("cell_"):
+            data["cells"][0][key[5:]] = value
+        else:
+            data[key] = value
+    return json.dumps(data)
+
+
+SHOW_FILES = {
+    "cell_int.json": _broken(cells=[5]),
+    "cells_dict.json": _broken(cells={"a": 1}),
+    "env_str.json": _broken(env="linux"),
+    "workers_str.json": _broken(cell_workers="two"),
+    "verdict_bad.json": _broken(cell_verdict="fast"),
+    "no_kernel.json": json.dumps({**GOOD_RUN, "cells": [{"executor": "serial"}]}),
+    "deep.json": "[" * 100_000 + "]" * 100_000,
+    "deep_settings.json": ('{"schema": "gillab/compare/1", "env": {}, "cells": [], '
+                           '"settings": ' + '{"a": ' * 5000 + "1" + "}" * 5000 + "}"),
+    "not_json.json": "this is not JSON",
+    "empty.json": "",
+    "convoy.json": json.dumps({"schema": "gillab/convoy/1", "env": {}, "rows": []}),
+    "list.json": "[1, 2, 3]",
+}
+
+
+@pytest.fixture(scope="module")
+def hostile_dir(tmp_path_factory):
+    """A directory holding the hostile modules and broken result files; runs start here."""
+    where = tmp_path_factory.mktemp("hostile")
+    for name, text in {**MODULES, **SHOW_FILES}.items():
+        (where / name).write_text(text)
+    (where / "binary.json").write_bytes(bytes(range(256)))
+    (where / "a_directory").mkdir()
+    return where
+
+
+def run_here(where, *args, timeout=120, env=None) -> subprocess.CompletedProcess:
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    full_env.pop("PYTHONPATH", None)  # the hostile modules come from the directory alone
+    return subprocess.run([sys.executable, "-m", "gillab", *args], cwd=where,
+                          capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def assert_one_line(result, status: int, fragment: str) -> None:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == status, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(lines) == 1, result.stderr
+    assert fragment in lines[0], lines[0]
+    assert result.stdout == ""
+
+
+# --- the table --------------------------------------------------------------------------
+
+USAGE = 2
+FAILED = 1
+
+BAD_INVOCATIONS = [
+    # worker counts
+    (["compare", "-w", "1,2,"], USAGE, "like 1,2,4"),
+    (["compare", "-w", "1, 2"], USAGE, "like 1,2,4"),
+    (["compare", "-w", "1,,2"], USAGE, "like 1,2,4"),
+    (["compare", "-w", ""], USAGE, "like 1,2,4"),
+    (["compare", "-w", "\u0663"], USAGE, "digits 0-9"),
+    (["compare", "-w", "0"], USAGE, "must be >= 1"),
+    (["compare", "-w", "-2"], USAGE, "must be >= 1"),
+    (["compare", "-w", "2.5"], USAGE, "not a whole number"),
+    (["compare", "-w", "300", "-e", "processes"], USAGE, "over the limit"),
+    (["compare", "--max-processes", "0"], USAGE, "must be >= 1"),
+    (["compare", "--max-threads", "9" * 30], USAGE, "must be <="),
+    # bounds
+    (["compare", "--repeat", "0"], USAGE, "must be >= 1"),
+    (["compare", "--repeat", "1000000"], USAGE, f"must be <= {checks.MAX_REPEAT}"),
+    (["compare", "--repeat", "\u0663"], USAGE, "digits 0-9"),
+    (["compare", "--target-s", "1e-12"], USAGE, f"floor {checks.MIN_TASK_S} s"),
+    (["compare", "--target-s", "0.001"], USAGE, "too short to time"),
+    (["compare", "--target-s", "inf"], USAGE, "finite"),
+    (["compare", "--target-s", "nan"], USAGE, "finite"),
+    (["compare", "--target-s", "1e300"], USAGE, "must be <= 60 s"),
+    (["compare", "--target-s", "-1"], USAGE, "must be > 0"),
+    (["compare", "--target-s", "fast"], USAGE, "not a number"),
+    (["kernels", "--calibrate", "--target-s", "1e-12"], USAGE, "too short to time"),
+    (["kernels", "--calibrate", "--target-s", "inf"], USAGE, "finite"),
+    (["convoy", "--samples", "99999999999999999999"], USAGE, "must be <= 10,000"),
+    (["convoy", "--samples", "\u0663"], USAGE, "digits 0-9"),
+    (["convoy", "--samples", "0"], USAGE, "must be >= 1"),
+    # empty or impossible places
+    (["compare", "--json", ""], USAGE, "must not be empty"),
+    (["compare", "--plot", ""], USAGE, "must not be empty"),
+    (["compare", "--target", ""], USAGE, "must not be empty"),
+    (["compare", "--dask-scheduler", ""], USAGE, "must not be empty"),
+    (["compare", "--json", "/proc/gillab.json"], USAGE, "pseudo-filesystem"),
+    (["compare", "--json", "/sys/gillab.json"], USAGE, "pseudo-filesystem"),
+    (["compare", "--json", "/dev/null"], USAGE, "pseudo-filesystem"),
+    (["compare", "--plot", "/proc/self/x.png"], USAGE, "pseudo-filesystem"),
+    (["compare", "--json", "a_directory"], USAGE, "is a directory"),
+    (["compare", "--json", "/nonexistent/dir/r.json"], USAGE, "does not exist"),
+    (["convoy", "--json", ""], USAGE, "must not be empty"),
+    (["convoy", "--json", "/proc/gillab.json"], USAGE, "pseudo-filesystem"),
+    (["convoy", "--json", "a_directory"], USAGE, "is a directory"),
+    # names
+    (["compare", "-k", "nope"], USAGE, "invalid choice"),
+    (["compare", "-e", "fibers"], USAGE, "invalid choice"),
+    (["compare", "--start-method", "teleport"], USAGE, "invalid start method"),
+    (["compare", "--dask-shape", "0x1", "-e", "dask"], USAGE, "must be >= 1"),
+    (["compare", "--dask-shape", "2x1"], USAGE, "need -e dask"),
+    (["convoy", "-b", "nope"], USAGE, "invalid choice"),
+    (["demo", "nope"], USAGE, "unknown demo 'nope'"),
+    (["demo", "--lang", "xx"], USAGE, "invalid choice"),
+    (["frobnicate"], USAGE, "invalid choice"),
+    ([], USAGE, "required"),
+    # --target
+    (["compare", "--target", "raises_on_import:f"], USAGE, "RuntimeError: boom at import"),
+    (["compare", "--target", "syntax_error:f"], USAGE, "SyntaxError"),
+    (["compare", "--target", "exits_on_import:f"], USAGE, "SystemExit: 3"),
+    (["compare", "--target", "os_exits_on_import:f"], USAGE, "ended its process (exit code 4)"),
+    (["compare", "--target", "hostile:takes_args"], USAGE, "takes arguments (n, p)"),
+    (["compare", "--target", "hostile:keyword_only"], USAGE, "takes arguments (n)"),
+    (["compare", "--target", "hostile:missing"], USAGE, "has no attribute 'missing'"),
+    (["compare", "--target", "hostile:NOT_CALLABLE"], USAGE, "is not callable"),
+    (["compare", "--target", "no_such_module_xyz:f"], USAGE, "cannot import"),
+    (["compare", "--target", "hostile"], USAGE, "must look like MODULE:FUNC"),
+    (["compare", "--target", ":fine"], USAGE, "must look like MODULE:FUNC"),
+    # show: what it loads is checked, one line, exit 1
+    (["show", "missing.json"], FAILED, "no such file"),
+    (["show", "a_directory"], FAILED, "is a directory"),
+    (["show", "binary.json"], FAILED, "not JSON"),
+    (["show", "not_json.json"], FAILED, "not JSON"),
+    (["show", "empty.json"], FAILED, "not JSON"),
+    (["show", "list.json"], FAILED, "not a gillab compare result"),
+    (["show", "convoy.json"], FAILED, "not a gillab compare result"),
+    (["show", "cell_int.json"], FAILED, "at cells[0]: 5 is not of type 'object'"),
+    (["show", "cells_dict.json"], FAILED, "at cells: {'a': 1} is not of type 'array'"),
+    (["show", "env_str.json"], FAILED, "at env: 'linux' is not of type 'object'"),
+    (["show", "workers_str.json"], FAILED, "at cells[0].workers"),
+    (["show", "verdict_bad.json"], FAILED, "at cells[0].verdict"),
+    (["show", "no_kernel.json"], FAILED, "'kernel' is a required property"),
+    (["show", "deep.json"], FAILED, "nested too deeply"),
+    (["show", "deep_settings.json"], FAILED, "nested too deeply"),
+]
+if unavailable_reason("interpreters"):
+    BAD_INVOCATIONS.append((["compare", "-e", "interpreters"], USAGE, "-e interpreters: "))
+
+
+class TestBadInvocations:
+    """Each bad invocation: one line on stderr, exit 2 (usage) or 1, no traceback,
+    nothing on stdout, nothing measured."""
+
+    def test_the_table_is_at_least_forty_long(self):
+        assert len(BAD_INVOCATIONS) >= 40
+
+    @pytest.mark.parametrize("args,status,fragment", BAD_INVOCATIONS,
+                             ids=[" ".join(a) or "(none)" for a, _, _ in BAD_INVOCATIONS])
+    def test_one_line_and_the_status(self, hostile_dir, args, status, fragment):
+        result = run_here(hostile_dir, *args, timeout=60)
+        assert_one_line(result, status, fragment)
+
+    def test_no_temporary_file_is_left_by_a_refused_output_path(self, hostile_dir):
+        before = set(os.listdir(hostile_dir))
+        run_here(hostile_dir, "compare", "--json", "a_directory")
+        assert set(os.listdir(hostile_dir)) == before
+
+
+class TestArgumentTypes:
+    """The argparse types on their own: what they accept and what they refuse."""
+
+    def test_worker_list(self):
+        assert checks.worker_list("4,1,2,2") == (1, 2, 4)
+        for bad in ("1,2,", "1, 2", " 1", "", ",", "\u0663", "1;2"):
+            with pytest.raises(Exception, match="1,2,4|digits|whole"):
+                checks.worker_list(bad)
+
+    def test_task_seconds_has_a_floor_and_a_ceiling(self):
+        assert checks.task_seconds("0.05") == 0.05
+        for bad in ("1e-12", "0", "-1", "inf", "nan", "61", "1e300", "x"):
+            with pytest.raises(Exception):
+                checks.task_seconds(bad)
+
+    def test_required_parameters(self):
+        def none(a=1, *args, **kw): ...
+        def two(a, b=1, *, c): ...
+        assert required_parameters(none) == []
+        assert required_parameters(two) == ["a", "c"]
+        assert required_parameters(len) == ["obj"]
+
+
+# --- the JSON contract -------------------------------------------------------------------
+
+
+class TestSchema:
+    """The JSON Schemas ship with the package and say what docs/contract.md says."""
+
+    def test_a_good_record_validates(self):
+        schema.validate(GOOD_RUN, "gillab/compare/1")
+
+    def test_the_verdict_words_are_the_verdict_modules(self):
+        from gillab.verdict import VERDICTS
+
+        words = schema.load_schema("gillab/compare/1")["$defs"]["cell"]["properties"]
+        assert tuple(words["verdict"]["enum"]) == tuple(VERDICTS)
+
+    def test_convoy_words_are_convoys(self):
+        from gillab.convoy import VERDICTS
+
+        row = schema.load_schema("gillab/convoy/1")["$defs"]["row"]["properties"]
+        assert set(row["verdict"]["enum"]) == set(VERDICTS)
+
+    def test_every_cell_field_is_in_the_schema(self):
+        import dataclasses
+
+        from gillab.results import Cell
+
+        properties = schema.load_schema("gillab/compare/1")["$defs"]["cell"]["properties"]
+        assert {f.name for f in dataclasses.fields(Cell)} <= set(properties)
+
+    def test_fields_may_be_added(self):
+        data = json.loads(_broken(cell_something_new=1, something_else={"x": 1}))
+        schema.validate(data, "gillab/compare/1")
+
+    def test_a_wrong_type_is_one_line_naming_the_field(self):
+        with pytest.raises(ValueError, match=r"at cells\[0\]\.cores_used") as info:
+            schema.validate(json.loads(_broken(cell_cores_used="many")), "gillab/compare/1",
+                            "r.json")
+        assert "\n" not in str(info.value)
+
+
+class TestShowNeedsNoExtension:
+    """`show` reads a saved run without gillab's compiled extension."""
+
+    def test_show_with_the_extension_hidden(self, hostile_dir):
+        good = hostile_dir / "good.json"
+        good.write_text(json.dumps(GOOD_RUN))
+        code = ("import sys\n"
+                "sys.modules['gillab._kernels'] = None  # as if it was never built\n"
+                "from gillab.__main__ import main\n"
+                f"sys.exit(main(['show', {str(good)!r}]))\n")
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                timeout=60, cwd=hostile_dir)
+        assert result.returncode == 0, result.stderr
+        assert "serialized" in result.stdout and result.stderr == ""
+
+
+class TestShadowing:
+    """A gillab/ folder in the working directory without the extension is named."""
+
+    def test_a_shadowing_checkout_is_named_in_one_line(self, tmp_path):
+        source = os.path.dirname(gillab.__file__)
+        shutil.copytree(source, tmp_path / "gillab",
+                        ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__"))
+        result = run_here(tmp_path, "compare", "-k", "py", "-e", "serial", "-q")
+        assert_one_line(result, FAILED, "shadows the installed gillab")
+        assert str(tmp_path / "gillab") in result.stderr
+
+
+# --- runs that measure (slow) ------------------------------------------------------------
+
+
+def _cells(path) -> dict:
+    with open(path) as f:
+        data = json.load(f)
+    return {(c["executor"], c["workers"]): c for c in data["cells"]}
+
+
+@pytest.mark.slow
+class TestUserCodeThatEndsTheRun:
+    """A target that exits, kills its process or returns what cannot be pickled is a
+    `wrong` cell with the reason; the run goes on, writes its JSON and exits 3."""
+
+    @pytest.mark.parametrize("target,reason", [
+        ("hostile:sys_exit", "SystemExit: 3"),
+        ("hostile:system_exit_msg", "SystemExit: msg"),
+    ])
+    def test_system_exit_is_a_wrong_cell_everywhere(self, hostile_dir, tmp_path, target,
+                                                    reason):
+        path = tmp_path / "r.json"
+        result = run_here(hostile_dir, "compare", "--target", target, "-e", "serial",
+                          "threads", "processes", "mp_pool", "process_pool", "-w", "1",
+                          "--repeat", "1", "-q", "--json", str(path))
+        assert result.returncode == 3, result.stderr
+        assert "Traceback" not in result.stderr
+        cells = _cells(path)
+        assert len(cells) == 5
+        assert all(c["verdict"] == "wrong" and c["error"] == reason for c in cells.values())
+
+    def test_os_exit_is_kept_out_of_gillabs_own_process(self, hostile_dir, tmp_path):
+        path = tmp_path / "r.json"
+        result = run_here(hostile_dir, "compare", "--target", "hostile:os_exit", "-e",
+                          "serial", "threads", "thread_pool", "processes", "mp_pool",
+                          "process_pool", "-w", "1", "--repeat", "1", "-q", "--json", str(path))
+        assert result.returncode == 3, result.stderr
+        assert "Traceback" not in result.stderr
+        cells = _cells(path)
+        for executor in ("serial", "threads", "thread_pool"):
+            assert "ended its process (exit code 1)" in cells[executor, 1]["error"]
+        for executor in ("processes", "mp_pool", "process_pool"):
+            assert cells[executor, 1]["verdict"] == "wrong"
+            assert "died" in cells[executor, 1]["error"]
+
+    @pytest.mark.parametrize("target", ["hostile:unpicklable_lambda", "hostile:unpicklable_lock"])
+    def test_an_unpicklable_result_is_a_wrong_cell(self, hostile_dir, tmp_path, target):
+        path = tmp_path / "r.json"
+        result = run_here(hostile_dir, "compare", "--target", target, "-e", "serial",
+                          "processes", "mp_pool", "process_pool", "-w", "1", "--repeat", "1",
+                          "-q", "--json", str(path))
+        assert result.returncode == 3, result.stderr
+        assert "Traceback" not in result.stderr
+        cells = _cells(path)
+        for executor in ("processes", "mp_pool", "process_pool"):
+            assert "cannot be sent back" in cells[executor, 1]["error"], cells[executor, 1]
+
+    def test_a_thread_that_never_returns_is_left_behind(self, hostile_dir, tmp_path):
+        path = tmp_path / "r.json"
+        t0 = time.monotonic()
+        result = run_here(hostile_dir, "compare", "--target", "hostile:hangs_the_second_time",
+                          "-e", "serial", "threads", "-w", "1", "--repeat", "2", "-q",
+                          "--json", str(path), timeout=180)
+        took = time.monotonic() - t0
+        assert result.returncode == 3, result.stderr
+        assert "Traceback" not in result.stderr
+        assert "never returned; exiting without waiting" in result.stderr
+        cells = _cells(path)
+        assert "a thread cannot be killed" in cells["serial", 1]["error"]
+        assert "hung earlier in this run" in cells["threads", 1]["error"]
+        assert took < 120, took
+
+
+@pytest.mark.slow
+class TestOutput:
+    """The table is the only thing on stdout, and it survives an ASCII-only terminal."""
+
+    def test_a_chatty_target_goes_to_stderr(self, hostile_dir, tmp_path):
+        result = run_here(hostile_dir, "compare", "--target", "hostile:chatty", "-e",
+                          "serial", "threads", "processes", "-w", "1", "--repeat", "1", "-q")
+        assert result.returncode in (0, 3), result.stderr
+        assert "chatter" not in result.stdout
+        assert result.stdout.startswith("gillab compare")
+        assert result.stderr.count("chatter 1999") >= 3  # serial, threads, processes
+
+    def test_ascii_terminal(self, hostile_dir):
+        result = run_here(hostile_dir, "compare", "-k", "sleep", "-e", "serial", "threads",
+                          "-w", "1,2", "--repeat", "1", "--target-s", "0.02", "-q",
+                          env={"PYTHONIOENCODING": "ascii"})
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("gillab compare - CPython")
+        assert "  y   " in result.stdout  # the check mark, spelled in ASCII
+
+
+@pytest.mark.slow
+def test_a_real_quick_run_follows_the_schema(tmp_path):
+    """The JSON a real `compare --quick` writes validates against compare-1.schema.json,
+    and a run whose every cell answered right exits 0 (noisy cells are not failures)."""
+    import jsonschema
+
+    path = tmp_path / "r.json"
+    result = run_here(tmp_path, "compare", "--quick", "-k", "py", "sleep", "-e", "serial",
+                      "threads", "--json", str(path), "-q")
+    assert result.returncode == 0, result.stderr
+    with open(path) as f:
+        data = json.load(f)
+    jsonschema.validate(data, schema.load_schema("gillab/compare/1"))
+    assert {c["kernel"] for c in data["cells"]} == {"py", "sleep"}
+
+
+# --- hard stops (slow) -------------------------------------------------------------------
+
+
+def _group_alive(pgid: int) -> list:
+    alive = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc.pid)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    return alive
+
+
+def ctrl_c_trial(args: list, delay_s: float, cwd=None) -> dict:
+    """Start gillab in a process group of its own; once it has printed a line, wait
+    ``delay_s`` and send SIGINT to the whole group, as a terminal does."""
+    proc = subprocess.Popen([sys.executable, "-m", "gillab", *args], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        proc.stdout.readline() if args[0] == "demo" else proc.stderr.readline()
+        time.sleep(delay_s)
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            return {"finished": True, "status": proc.returncode, "stderr": err}
+        sent = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+        took = time.monotonic() - sent
+        out, err = proc.communicate(timeout=10) if proc.poll() is not None else ("", "")
+        time.sleep(0.3)
+        return {"finished": False, "status": proc.returncode, "took": took, "stderr": err,
+                "left": _group_alive(proc.pid)}
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        for pid in _group_alive(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _assert_clean_interrupt(trial: dict) -> None:
+    if trial["finished"]:  # it ended before the signal: then it must have ended well
+        assert trial["status"] == 0, trial["stderr"]
+        return
+    assert trial["status"] == 130, trial
+    assert "Traceback" not in trial["stderr"], trial["stderr"]
+    assert trial["left"] == [], trial
+    # Goal 1 s (the watchdog ends a hung clean-up at 0.5 s); margin for a busy machine.
+    assert trial["took"] < 1.5, trial
+
+
+DEMOS = list(__import__("gillab.demos", fromlist=["DEMOS"]).DEMOS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", DEMOS)
+def test_ctrl_c_of_a_demo(name):
+    """Ctrl-C at several moments of every demo: exit 130 within a second, no worker
+    tracebacks, nothing left in the process group."""
+    for delay in (0.0, 0.15, 0.4, 0.8):
+        _assert_clean_interrupt(ctrl_c_trial(["demo", name, "--fast"], delay))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [
+    ["compare", "-k", "py", "-e", "serial", "threads", "processes", "mp_pool",
+     "process_pool", "gevent", "-w", "2", "--repeat", "2", "--target-s", "0.1"],
+    ["convoy", "--samples", "50"],
+], ids=["compare", "convoy"])
+def test_ctrl_c_of_compare_and_convoy(args):
+    for delay in (0.0, 0.5, 1.5, 3.0, 5.0):
+        _assert_clean_interrupt(ctrl_c_trial(args, delay))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executors,n_children", [
+    (["process_pool"], 2), (["mp_pool"], 2), (["processes"], 2), (["gevent"], 1),
+    (["process_pool", "mp_pool", "--start-method", "spawn"], 2),
+], ids=["process_pool", "mp_pool", "processes", "gevent", "spawn"])
+def test_sigkill_of_the_parent_leaves_no_orphan(executors, n_children):
+    """SIGKILL of gillab while its workers are alive: none is left 2 s later."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gillab", "compare", "-k", "sleep", "-e", *executors, "-w",
+         "2", "--target-s", "3", "--repeat", "1", "-q"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    parent = psutil.Process(proc.pid)
+    children = []
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and len(children) < n_children:
+            children = parent.children(recursive=True)
+            time.sleep(0.05)
+        assert len(children) >= n_children, "the workers never started"
+        children = parent.children(recursive=True)
+    finally:
+        proc.kill()
+        proc.wait()
+    time.sleep(2.0)
+    orphans = [c.pid for c in children
+               if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    for pid in orphans:
+        os.kill(pid, signal.SIGKILL)
+    assert orphans == []
