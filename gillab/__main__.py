@@ -90,6 +90,10 @@ def cmd_compare(args) -> list[str]:
     if args.python:
         from gillab.interpreters import compare_across
 
+        # Side by side, an executor one interpreter lacks is skipped there, not refused
+        # (the flag reaches the host run and, forwarded, every child).
+        args.skip_unavailable = True
+
         # Each interpreter runs this same command in a venv of its own; see interpreters.py.
         return compare_across(args)
     executors = args.executor or (["serial", "threads", "processes"] if args.target else None)
@@ -106,7 +110,8 @@ def cmd_compare(args) -> list[str]:
         dask_scheduler=args.dask_scheduler,
     )
     _check_worker_limits(plan, args)
-    _check_available(args.executor or ())
+    if not getattr(args, "skip_unavailable", False):
+        _check_available(args.executor or ())
     if args.dask_shape and args.dask_scheduler:
         raise UsageError("--dask-shape cannot reshape an existing cluster: "
                          "drop one of --dask-shape, --dask-scheduler")
@@ -258,6 +263,9 @@ def create_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="PATH", type=checks.nonempty,
                    help="also write a PNG of speedup against workers (needs gillab[plot])")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    # Set by compare --python for the runs it starts: skip, do not refuse, an executor
+    # asked for by name that one interpreter lacks.
+    p.add_argument("--skip-unavailable", action="store_true", help=argparse.SUPPRESS)
 
     p = sub.add_parser("show", help="print the table of a saved compare --json run")
     p.add_argument("path", metavar="RESULTS.json")
