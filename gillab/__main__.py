@@ -347,20 +347,33 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGINT, previous)
-    try:
-        status = _main(None)
-    except KeyboardInterrupt:  # between the handler's install and the command's own catch
+    # A Ctrl-C can land anywhere, also between two statements here: each step runs
+    # inside the loop's try until the handler that exits at once is in place.
+    status, interrupted = None, False
+    while True:
+        try:
+            if status is None and not interrupted:
+                status = _main_as_program()
+            procutil.exit_on_early_sigint()  # Ctrl-C from here on: 130 at once
+            break
+        except KeyboardInterrupt:
+            interrupted = True
+    if interrupted:
         print("gillab: interrupted", file=sys.stderr)
         status = EXIT_INTERRUPTED
-    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
-        status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    procutil.exit_on_early_sigint()  # Ctrl-C from here on: 130 at once
     left = procutil.abandoned()
     if left:
         print(f"gillab: {len(left)} thread(s) never returned; exiting without waiting "
               "for them", file=sys.stderr)
     procutil.hard_exit(status, kill=status == EXIT_INTERRUPTED or bool(left))
     return status  # not reached
+
+
+def _main_as_program() -> int:
+    try:
+        return _main(None)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
 
 
 def _main(argv) -> int:
