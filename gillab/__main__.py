@@ -142,7 +142,22 @@ def cmd_compare(args) -> list[str]:
     if any(not c.correct or c.verdict == "wrong" for c in run.cells):
         args.exit_status = EXIT_CELLS_FAILED  # table and JSON written all the same
     descriptions = {name: k.description for name, k in kernels.KERNELS.items()}
-    return format_table(run, descriptions) + format_cost_table(run)
+    return format_table(run, descriptions) + format_cost_table(run) + _too_short(run, plan)
+
+
+def _too_short(run, plan) -> list[str]:
+    """A --target whose one call is under the floor: its figures cannot be trusted."""
+    import textwrap
+
+    serial = next((c for c in run.cells if c.executor == "serial" and c.serial_s), None)
+    if not plan.target or serial is None or serial.serial_s >= checks.MIN_TASK_S:
+        return []
+    return ["", *textwrap.wrap(
+        f"WARNING: one call of {plan.target} takes {serial.serial_s * 1e3:.3f} ms, under "
+        f"the {checks.MIN_TASK_S * 1e3:g} ms floor below which a task is too short to "
+        "time (thread start-up and clock ticks are as large as the task): its speedups, "
+        "cores and verdicts are not to be trusted. Make the function do more work, e.g. "
+        "loop it, and run again.", 80, subsequent_indent="    ")]
 
 
 def _check_available(asked) -> None:

@@ -76,6 +76,10 @@ def chatty():
     return fine()
 
 
+def tiny():
+    return 1
+
+
 _calls = [0]
 
 
@@ -443,6 +447,13 @@ class TestOutput:
         assert "chatter" not in result.stdout
         assert result.stdout.startswith("gillab compare")
         assert result.stderr.count("chatter 1999") >= 3  # serial, threads, processes
+
+    def test_a_target_too_short_to_time_is_flagged(self, hostile_dir):
+        result = run_here(hostile_dir, "compare", "--target", "hostile:tiny", "-e", "serial",
+                          "threads", "-w", "1,2", "--repeat", "1", "-q")
+        assert result.returncode == 0, result.stderr
+        assert "WARNING: one call of hostile:tiny takes" in result.stdout
+        assert "floor" in result.stdout
 
     def test_ascii_terminal(self, hostile_dir):
         result = run_here(hostile_dir, "compare", "-k", "sleep", "-e", "serial", "threads",
