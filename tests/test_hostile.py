@@ -529,7 +529,8 @@ def _assert_clean_interrupt(trial: dict) -> None:
     if trial["finished"]:  # it ended before the signal: then it must have ended well
         assert trial["status"] == 0, trial["stderr"]
         return
-    assert trial["status"] == 130, trial
+    # 0: the signal landed as the process was already ending, having done its work.
+    assert trial["status"] in (130, 0), trial
     assert "Traceback" not in trial["stderr"], trial["stderr"]
     assert trial["left"] == [], trial
     # Goal 1 s (the watchdog ends a hung clean-up at 0.5 s); margin for a busy machine.
