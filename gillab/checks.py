@@ -182,9 +182,7 @@ def shadowing_problem() -> str | None:
     so."""
     import importlib.util
 
-    import gillab
-
-    package_dir = os.path.dirname(os.path.abspath(gillab.__file__))
+    package_dir = os.path.dirname(os.path.abspath(__file__))  # this module's package
     if os.path.realpath(os.path.dirname(package_dir)) != os.path.realpath(os.getcwd()):
         return None
     try:
