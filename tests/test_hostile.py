@@ -526,8 +526,9 @@ def ctrl_c_trial(args: list, delay_s: float, cwd=None) -> dict:
 
 
 def _assert_clean_interrupt(trial: dict) -> None:
-    if trial["finished"]:  # it ended before the signal: then it must have ended well
-        assert trial["status"] == 0, trial["stderr"]
+    if trial["finished"]:  # it ended before the signal: then in one of its own ways
+        assert trial["status"] in (0, 1), trial["stderr"]  # 1: a demo's claim did not hold
+        assert "Traceback" not in trial["stderr"], trial["stderr"]
         return
     # 0: the signal landed as the process was already ending, having done its work.
     assert trial["status"] in (130, 0), trial
