@@ -19,20 +19,20 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 
-from gillab import kernels
-from gillab.measure import TaskResult, run_task
+from gillab import kernels, registry
+from gillab.measure import TaskResult, now, run_task
 
 __all__ = ["EXECUTORS", "IN_PROCESS", "PROCESS_EXECUTORS", "PER_RUN_STARTUP", "open_executor",
            "unavailable_reason", "WorkerFailed"]
 
-EXECUTORS = ("serial", "threads", "processes", "mp_pool", "thread_pool", "process_pool",
-             "gevent")
+# Views of gillab.registry, the one table of executor traits.
+EXECUTORS = registry.DEFAULT_EXECUTORS
 #: Executors whose workers share the measuring process (and its GIL).
-IN_PROCESS = frozenset({"serial", "threads", "thread_pool"})
+IN_PROCESS = registry.names_where(shares_gil=True)
 #: Executors whose workers are processes started by multiprocessing (a start method applies).
-PROCESS_EXECUTORS = frozenset({"processes", "mp_pool", "process_pool"})
+PROCESS_EXECUTORS = registry.names_where(start_method=True)
 #: Executors that start their workers inside each run rather than when they open.
-PER_RUN_STARTUP = frozenset({"threads", "processes"})
+PER_RUN_STARTUP = registry.names_where(starts_per_run=True)
 
 
 class WorkerFailed(Exception):
@@ -98,9 +98,16 @@ class Threads(Executor):
 
     def run(self, task, n_tasks):
         results: list = [None] * n_tasks
+        # Every thread waits at the barrier; the main thread reads the start signal and
+        # releases them together. A thread that then waits for the GIL counts that wait
+        # (without it, a thread started while another holds the GIL in one long C call
+        # would start its clock only after that call: cy_gil read no GIL wait at all).
+        barrier = threading.Barrier(n_tasks + 1)
+        start_at = [0.0]
 
         def work(i):
-            results[i] = run_task(task)
+            barrier.wait()
+            results[i] = run_task(task, start_at[0])
 
         # Daemon threads: after Ctrl-C the interpreter may exit without waiting
         # for a task still inside a kernel call.
@@ -108,6 +115,8 @@ class Threads(Executor):
                    for i in range(n_tasks)]
         for t in threads:
             t.start()
+        start_at[0] = now()
+        barrier.wait()
         for t in threads:
             t.join()
         return results
@@ -220,8 +229,13 @@ class MpPool(Executor):
 
 
 class _FuturesExecutor(Executor):
+    #: Workers that share this process's clock and GIL get the start signal: a pool
+    #: thread that waits for the GIL before its task starts shows that wait.
+    start_signal = False
+
     def run(self, task, n_tasks):
-        futures = [self.pool.submit(run_task, task) for _ in range(n_tasks)]
+        args = (task, now()) if self.start_signal else (task,)
+        futures = [self.pool.submit(run_task, *args) for _ in range(n_tasks)]
         try:
             return [f.result(timeout=self.timeout_s) for f in futures]
         except BrokenProcessPool:
@@ -234,6 +248,7 @@ class ThreadPool(_FuturesExecutor):
     """concurrent.futures.ThreadPoolExecutor(k), all k threads started before the run."""
 
     name = "thread_pool"
+    start_signal = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -115,6 +115,7 @@ class Task:
     kernel: str | None = None
     args: tuple = ()
     target: str | None = None
+    calls: int = 1   # calls a task makes: a short --target is looped until it can be timed
 
     def resolve(self) -> Callable:
         if self.target is None:

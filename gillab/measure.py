@@ -5,15 +5,14 @@ import contextlib
 import math
 import os
 import resource
-import statistics
 import threading
 import time
 from dataclasses import dataclass, field
 
 
-from gillab import kernels
+from gillab import kernels, stats
 
-__all__ = ["TaskResult", "run_task", "time_call", "calibrate_n", "ns_per_iter",
+__all__ = ["TaskResult", "now", "run_task", "autorange_calls", "time_call", "calibrate_n", "ns_per_iter",
            "calibrate_kernels", "CpuSnapshot", "cpu_snapshot", "machine_busy",
            "RepeatResult", "CellMeasurement", "GilProbe", "measure_once", "measure_cell",
            "pss_mb", "tree_pss_mb", "PeakMemory", "StartupCost", "measure_startup"]
@@ -36,6 +35,8 @@ class TaskResult:
     error: str | None = None
     pid: int = 0
     run_delay_s: float | None = None  # time runnable but queued for a CPU (schedstat)
+    calls: int = 1                    # calls of the function this task made (autorange)
+    late_s: float = 0.0               # from the start signal to the task's first call
 
     @property
     def off_cpu(self) -> float:
@@ -66,19 +67,51 @@ def _run_delay() -> float | None:
         return None
 
 
-def run_task(task: kernels.Task) -> TaskResult:
-    """Run one task in whatever worker calls this, timing it from the inside."""
+def now() -> float:
+    """The lab's clock (perf_counter: CLOCK_MONOTONIC on Linux, so one clock for every
+    thread of this process). Executors read it for a start signal through here."""
+    return time.perf_counter()
+
+
+def run_task(task: kernels.Task, start_at: float | None = None) -> TaskResult:
+    """Run one task in whatever worker calls this, timing it from the inside.
+
+    ``start_at`` is the start signal (``now()`` in the thread that released the
+    workers): a task's wall then counts from the moment it could have run, so a thread
+    that first waited for the GIL shows that wait. Without it, from the task's first call.
+    """
     func = task.resolve()
     delay0 = _run_delay()
-    wall0, cpu0 = time.perf_counter(), time.thread_time()
+    cpu0 = time.thread_time()
+    begin = time.perf_counter()
+    wall0 = begin if start_at is None else min(start_at, begin)
     try:
-        value, error = func(*task.args), None
+        value, error = None, None
+        for _ in range(task.calls):
+            value = func(*task.args)
     except Exception as exc:  # user code: the error belongs to the cell, the run goes on
         value, error = None, f"{type(exc).__name__}: {exc}".splitlines()[0]
-    wall, cpu = time.perf_counter() - wall0, time.thread_time() - cpu0
+    end = time.perf_counter()
+    cpu = time.thread_time() - cpu0
     delay1 = _run_delay()
     delay = None if delay0 is None or delay1 is None else delay1 - delay0
-    return TaskResult(value, wall, cpu, error, os.getpid(), delay)
+    return TaskResult(value, end - wall0, cpu, error, os.getpid(), delay, task.calls,
+                      begin - wall0)
+
+
+def autorange_calls(func, target_s: float, max_calls: int = 10_000_000) -> int:
+    """How many calls of ``func()`` make a task of about ``target_s`` (timeit's autorange:
+    1, 2, 5, 10, ... calls until a loop takes a fifth of the target, then scaled)."""
+    calls = 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            func()
+        elapsed = time.perf_counter() - t0
+        if elapsed >= target_s / 5 or calls >= max_calls:
+            break
+        calls = calls * 5 // 2 if str(calls)[0] == "2" else calls * 2   # 1, 2, 5, 10, 20, 50, ...
+    return max(1, min(max_calls, round(calls * target_s / max(elapsed, 1e-9))))
 
 
 # --- single calls and calibration -----------------------------------------------------
@@ -220,7 +253,12 @@ class CellMeasurement:
 
     @property
     def wall_s(self) -> float:
-        return statistics.median(r.wall_s for r in self.repeats)
+        return stats.median(r.wall_s for r in self.repeats)
+
+    @property
+    def spread(self) -> float:
+        """Relative spread of the repeats' wall times (gillab.stats.spread)."""
+        return stats.spread(r.wall_s for r in self.repeats)
 
     @property
     def noise(self) -> float | None:
@@ -230,7 +268,7 @@ class CellMeasurement:
     @property
     def gil_held(self) -> float | None:
         values = [r.gil_held for r in self.repeats if r.gil_held is not None]
-        return statistics.median(values) if values else None
+        return stats.median(values) if values else None
 
 
 class _BackgroundSampler:
@@ -302,16 +340,23 @@ def measure_once(run, probe_gil: bool = False) -> RepeatResult:
 
 
 def measure_cell(run, repeat: int, noise_limit: float = 0.10, max_tries: int = 3,
-                 pause_s: float = 1.0, probe_gil: bool = False) -> CellMeasurement:
+                 pause_s: float = 1.0, probe_gil: bool = False, max_repeat: int | None = None,
+                 settled=None) -> CellMeasurement:
     """Run a cell ``repeat`` times; if other processes took more than ``noise_limit``
     of the machine meanwhile, wait ``pause_s`` and run it again (``max_tries`` in all).
 
-    Keeps the quietest try. ``run`` is a zero-argument callable returning TaskResults.
+    Adaptive, like pyperf's calibration: while ``settled(measurement)`` (the caller's
+    judgement, so this module never judges) says the figures are not yet clear, add
+    repeats up to ``max_repeat``. Keeps the quietest try. ``run`` is a zero-argument
+    callable returning TaskResults.
     """
     best = None
     for attempt in range(1, max_tries + 1):
-        current = CellMeasurement(
-            tuple(measure_once(run, probe_gil) for _ in range(repeat)), attempt)
+        repeats = [measure_once(run, probe_gil) for _ in range(repeat)]
+        while (settled is not None and len(repeats) < (max_repeat or repeat)
+               and not settled(CellMeasurement(tuple(repeats), attempt))):
+            repeats.append(measure_once(run, probe_gil))
+        current = CellMeasurement(tuple(repeats), attempt)
         if current.noise is None or current.noise <= noise_limit:
             return current
         if best is None or current.noise < best.noise:

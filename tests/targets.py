@@ -24,3 +24,9 @@ def die_in_child():
 
 
 NOT_CALLABLE = 42
+
+
+def spin_forever():
+    """Pure-Python CPU work that never returns and never yields to gevent."""
+    while True:
+        pass
