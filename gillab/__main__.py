@@ -6,6 +6,7 @@ import multiprocessing
 import os
 import sys
 
+from gillab import registry
 from gillab.errors import UsageError, UserError, check_output_path
 
 __all__ = ["create_parser", "main"]
@@ -53,17 +54,15 @@ MAX_THREADS = 4096
 
 
 def _check_worker_limits(plan, args) -> None:
-    from gillab.executors import PROCESS_EXECUTORS
-
     most = max(plan.workers)
-    in_processes = [e for e in plan.executors if e in PROCESS_EXECUTORS or e == "dask"]
+    in_processes = [e for e in plan.executors if registry.spec(e).worker_kind == "process"]
     if in_processes and most > args.max_processes:
         raise UsageError(
             f"-w {most} on {in_processes[0]} means {most} processes, over the limit of "
             f"{args.max_processes} (each costs a fork and megabytes of memory); "
             f"raise it with --max-processes {most} if you mean it")
-    in_threads = [e for e in plan.executors if e in ("threads", "thread_pool", "gevent",
-                                                       "interpreters")]
+    in_threads = [e for e in plan.executors if registry.spec(e).worker_kind == "thread"
+                  and e != "serial"]
     if in_threads and most > args.max_threads:
         raise UsageError(
             f"-w {most} on {in_threads[0]} means {most} workers, over the limit of "
@@ -92,7 +91,8 @@ def cmd_compare(args) -> list[str]:
         kernels=tuple(dict.fromkeys(args.kernel)) if args.kernel else Plan.kernels,
         executors=tuple(dict.fromkeys(executors)) if executors else Plan.executors,
         workers=args.workers or ((1, 2) if args.quick else (1, 2, 4)),
-        repeat=args.repeat or (1 if args.quick else 3),
+        repeat=args.repeat or (1 if args.quick else 2),
+        max_repeat=max(args.repeat or 0, 3 if args.quick else 5),
         target_s=args.target_s or (0.1 if args.quick else 0.3),
         target=args.target,
         start_methods=args.start_method or (None,),
@@ -196,7 +196,9 @@ def create_parser() -> argparse.ArgumentParser:
     p.add_argument("-w", "--workers", type=_worker_list, metavar="1,2,4",
                    help="worker counts (default 1,2,4; 1,2 with --quick)")
     p.add_argument("--repeat", type=_positive_int, metavar="N",
-                   help="timed runs per cell; the median is kept (default 3; 1 with --quick)")
+                   help="timed runs per cell at least; more, up to 5 (or N), while the runs "
+                        "lead to different verdicts; the median is kept (default 2; 1 with "
+                        "--quick)")
     p.add_argument("--quick", action="store_true",
                    help="every kernel and executor at 1 and 2 workers, 0.1 s tasks")
     p.add_argument("--target-s", type=_positive_float, metavar="S",

@@ -181,7 +181,8 @@ def _measure_gevent(subject: _Subject, workers_list, plan: Plan):
 
 def measure_gevent_cells(task: kernels.Task, workers_list, *, repeat: int,
                          noise_limit: float = 0.10, cost: bool = False,
-                         timeout_s: float = 300.0, max_tries: int = 3):
+                         timeout_s: float = 300.0, max_tries: int = 3,
+                         startup_s: float = 30.0):
     """Measure gevent cells (one per worker count) in a fresh, patched child process.
 
     Yields (workers, CellMeasurement or error message, extra Cell fields) in order: one
@@ -193,9 +194,10 @@ def measure_gevent_cells(task: kernels.Task, workers_list, *, repeat: int,
     import tempfile
 
     request = {"cells": [(task, w) for w in workers_list], "repeat": repeat,
-               "noise_limit": noise_limit, "cost": cost, "timeout_s": timeout_s}
+               "noise_limit": noise_limit, "cost": cost, "timeout_s": timeout_s,
+               "max_tries": max_tries}
     # Every try of every repeat may run to the timeout, plus the child's start-up.
-    cell_budget_s = timeout_s * repeat * max_tries + 30.0
+    cell_budget_s = timeout_s * repeat * max_tries + startup_s
     with tempfile.TemporaryFile() as errors:  # a pipe could fill and block the child
         proc = subprocess.Popen([sys.executable, "-m", "gillab.gevent_child"],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors)

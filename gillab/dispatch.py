@@ -15,6 +15,7 @@ import concurrent.futures
 import multiprocessing
 from concurrent.futures.process import BrokenProcessPool
 
+from gillab import registry
 from gillab.executors import WorkerFailed, open_executor
 from gillab.measure import time_call
 
@@ -22,7 +23,9 @@ __all__ = ["DISPATCH_EXECUTORS", "Dispatcher", "dispatch_us", "trivial"]
 
 #: Where a per-task dispatch cost is measured. ``serial`` is the floor: the same
 #: calls with no executor in between.
-DISPATCH_EXECUTORS = ("serial", "thread_pool", "process_pool", "mp_pool", "gevent")
+#: Executors with a per-task dispatch figure that this module measures (the registry's
+#: trait; dask measures its own, on its cluster: gillab.dask_cells).
+DISPATCH_EXECUTORS = tuple(n for n, s in registry.SPECS.items() if s.dispatch and n != "dask")
 
 _POOLS = ("thread_pool", "process_pool", "mp_pool")
 

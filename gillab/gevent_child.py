@@ -63,7 +63,8 @@ def main() -> int:
         try:
             measured = measure_cell(
                 lambda: run_greenlets(task, n_workers, request["timeout_s"]),
-                repeat=request["repeat"], noise_limit=request["noise_limit"])
+                repeat=request["repeat"], noise_limit=request["noise_limit"],
+                max_tries=request.get("max_tries", 3))
             reply = ("ok", measured, measure_cost(task, n_workers, request["timeout_s"])
                      if request.get("cost") else {})
         except (TimeoutError, ValueError) as exc:
