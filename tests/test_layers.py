@@ -1,4 +1,4 @@
-"""The one-way rules as facts: import contracts, no import cycles, clocks read by measuring code only."""
+"""The one-way rules as facts: import contracts, no cycles, clocks read by measuring code."""
 from __future__ import annotations
 
 import ast
