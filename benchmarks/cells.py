@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from gillab import compare, kernels, measure
+from gillab import compare, kernels, measure, stats
 from gillab.environment import cpu_count
 from gillab.verdict import judge
 
@@ -85,7 +85,8 @@ def run_gevent_cell(benchmark, task: kernels.Task, workers: int, *, expected, se
     tasks = tuple(tuple(r.tasks) for r in measured.repeats)
     wall = sum(r.wall_s for r in measured.repeats)
     cores = sum(r.cpu_s for r in measured.repeats) / wall if wall > 0 else None
-    return Timed(tasks, min(r.wall_s for r in measured.repeats), cores, measured.noise,
+    best = stats.minimum(r.wall_s for r in measured.repeats)
+    return Timed(tasks, best, cores, measured.noise,
                  "the patched gevent child (pytest-benchmark's time includes its start-up)")
 
 
