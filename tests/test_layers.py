@@ -136,6 +136,7 @@ MEASURING_MODULES = (
 NOT_MEASUREMENTS = {
     # Deadlines for joining workers and collecting results: never a figure.
     ("gillab/executors.py", "time.monotonic"),
+    ("gillab/gevent_cells.py", "time.monotonic"),
 }
 
 CLOCKS = {f"time.{name}{ns}" for name in ("perf_counter", "monotonic", "thread_time",
