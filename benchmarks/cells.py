@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from gillab import compare, kernels, measure, stats
+from gillab import gevent_cells, kernels, measure, stats
 from gillab.environment import cpu_count
 from gillab.verdict import judge
 
@@ -74,7 +74,7 @@ def run_gevent_cell(benchmark, task: kernels.Task, workers: int, *, expected, se
         # The compare engine's own gevent path, so the suite and `gillab compare`
         # measure gevent the same way. Noise is reported, never retried (retries
         # pause a second each, and the suite has a time budget).
-        ((_, measured, _),) = compare.measure_gevent_cells(
+        ((_, measured, _),) = gevent_cells.measure_gevent_cells(
             task, [workers], repeat=repeat if benchmark.enabled else 1,
             noise_limit=math.inf, timeout_s=max(60.0, 40 * workers * serial_s))
         return measured
