@@ -31,36 +31,33 @@ def _skip_if_noisy(cell):
 class TestTargetsNobodyHereWrote:
     """A short GIL-holding call and a large hashlib call, judged by their cores."""
 
-    def test_short_gil_holding_call_is_looped_and_gil_bound(self, tmp_path):
+    @pytest.mark.parametrize("target, verdict, cores_ok", [
+        # ~1 ms of bytecode a call: looped inside a task, and about one core.
+        ("tests.targets:short_gil", "GIL-bound", lambda cores: cores <= 1.3),
+        # sha256 of 8 MiB releases the GIL while it hashes: both cores.
+        ("tests.targets:sha256_big", "parallel", lambda cores: cores >= 1.6),
+    ])
+    def test_verdict_follows_the_cores(self, tmp_path, target, verdict, cores_ok):
         path = tmp_path / "r.json"
 
         def check():
-            result = run_gillab("compare", "--target", "tests.targets:short_gil", "-e",
-                                "serial", "threads", "-w", "2", "--target-s", "0.1",
-                                "--json", str(path), "-q")
+            result = run_gillab("compare", "--target", target, "-e", "serial", "threads",
+                                "-w", "2", "--target-s", "0.15", "--json", str(path), "-q")
             assert result.returncode == 0, result.stderr
             cell = _cells(path)["threads", 2]
             _skip_if_noisy(cell)
-            assert cell["calls_per_task"] > 1   # ~1 ms a call: looped to be timed
-            assert cell["cores_used"] <= 1.3, cell
-            assert cell["verdict"] == "GIL-bound", cell
+            assert cell["calls_per_task"] >= 1
+            assert cores_ok(cell["cores_used"]), cell
+            assert cell["verdict"] == verdict, cell
 
         retry_once(check)
 
-    def test_large_sha256_is_parallel(self, tmp_path):
+    def test_a_short_call_is_looped(self, tmp_path):
         path = tmp_path / "r.json"
-
-        def check():
-            result = run_gillab("compare", "--target", "tests.targets:sha256_big", "-e",
-                                "serial", "threads", "-w", "2", "--target-s", "0.15",
-                                "--json", str(path), "-q")
-            assert result.returncode == 0, result.stderr
-            cell = _cells(path)["threads", 2]
-            _skip_if_noisy(cell)
-            assert cell["cores_used"] >= 1.6, cell
-            assert cell["verdict"] == "parallel", cell
-
-        retry_once(check)
+        result = run_gillab("compare", "--target", "tests.targets:short_gil", "-e", "serial",
+                            "-w", "1", "--target-s", "0.05", "--json", str(path), "-q")
+        assert result.returncode == 0, result.stderr
+        assert _cells(path)["serial", 1]["calls_per_task"] > 1
 
 
 def _stopwatch(func, args) -> dict:

@@ -7,14 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gillab import registry
-from gillab.verdict import Losses, judge, where_the_time_went
+from gillab.verdict import Losses, where_the_time_went
 
-
-def verdict(**overrides):
-    args = dict(executor="threads", workers=2, speedup=1.0, cores_used=1.0, correct=True,
-                io_bound=False, cpu_count=2, noise=0.0)
-    args.update(overrides)
-    return judge(**args)
+from .test_verdict import verdict
 
 
 CPU_EXECUTORS = [e for e in registry.ALL_EXECUTORS if e != "serial"]
