@@ -178,6 +178,7 @@ def _summarise(base, rounds, calls, first_value, noisy, tries, noise) -> CheckRe
         base, calls_per_task=calls, task_s=alone_wall, call_s=alone_wall / calls,
         released_share=None if released is None else round(released, 4),
         on_cpu=round(1.0 - alone_wait, 4),
+        cores_alone=round(stats.median(r.cores_used for r in alone), 4),
         threads=tuple(workers(k, k) for k in thread_keys),
         processes=(workers("processes", rounds[0]["processes"].workers),)
         if "processes" in rounds[0] else (),

@@ -137,7 +137,7 @@ def call_bounded(func, deadline: float, what: str):
     thread.start()
     thread.join(_remaining(deadline))
     if thread.is_alive():
-        raise CheckTimeout(f"{what} did not return in time")
+        raise CheckTimeout(f"{what} did not return")
     if "error" in box:
         raise box["error"]
     return box["value"]
@@ -213,7 +213,7 @@ def run_threads(loop, calls: int, n_threads: int, deadline: float,
         for t in threads:
             t.join(_remaining(deadline))
             if t.is_alive():
-                raise CheckTimeout("the statement did not return in time")
+                raise CheckTimeout("the statement did not return")
         cpu = _own_cpu() - cpu0
         busy1 = machine_busy()
     finally:
@@ -274,7 +274,7 @@ def run_processes(loop, calls: int, n_procs: int, deadline: float) -> Run:
         tasks = []
         for recv, _ in pipes:
             if not recv.poll(_remaining(deadline)):
-                raise CheckTimeout("the statement did not return in time (in a process)")
+                raise CheckTimeout("the statement did not return (in a process)")
             try:
                 value, error, end, cpu, delay = recv.recv()
             except EOFError:

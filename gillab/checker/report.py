@@ -47,7 +47,7 @@ def format_check(result: CheckResult) -> list[str]:
         lines.append("")
         lines.append(f"{'workers':<14}{'speedup':>9}{'cores used':>12}{'GIL wait':>10}"
                      f"{'off-CPU':>9}{'wall':>10}")
-        lines.append(f"{'1 thread':<14}{'1.00x':>9}{_num(result.on_cpu, '.2f'):>12}"
+        lines.append(f"{'1 thread':<14}{'1.00x':>9}{_num(result.cores_alone, '.2f'):>12}"
                      f"{'-':>10}{_share(1 - result.on_cpu if result.on_cpu is not None else None):>9}"
                      f"{format_time(result.task_s):>10}")
         for kind, rows in (("threads", result.threads), ("processes", result.processes)):
