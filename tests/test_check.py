@@ -242,19 +242,21 @@ class TestPytestHelpers:
         assert assert_holds_gil(_kernels.fact_mod_gil, 100_000, 2**61 - 1).releases_gil is False
 
 
+@pytest.fixture(scope="module")
+def shell():
+    """IPython's own shell, with `%load_ext gillab` done."""
+    pytest.importorskip("IPython")
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ipython = InteractiveShell.instance()
+    ipython.run_line_magic("load_ext", "gillab")
+    yield ipython
+    InteractiveShell.clear_instance()
+
+
 @pytest.mark.slow
 class TestIPythonMagic:
     """%load_ext gillab, %gillab and %%gillab through IPython's InteractiveShell."""
-
-    @pytest.fixture(scope="class")
-    def shell(self):
-        pytest.importorskip("IPython")
-        from IPython.core.interactiveshell import InteractiveShell
-
-        shell = InteractiveShell.instance()
-        shell.run_line_magic("load_ext", "gillab")
-        yield shell
-        InteractiveShell.clear_instance()
 
     def test_line_magic_in_the_user_namespace(self, shell, capsys):
         shell.run_cell("import time")  # the statement sees the notebook's names
