@@ -61,7 +61,7 @@ class TestJudge:
             ("waits", "threads help only for waits", True)
 
     def test_noisy_and_unclear_says_it_cannot_tell(self):
-        r = judge(made(share=0.1, speedup=0.9, cores=0.5, gil_wait=0.1, noisy=True,
+        r = judge(made(share=0.1, speedup=0.9, cores=0.5, gil_wait=0.03, noisy=True,
                        noise=0.7))
         assert r.releases_gil is None
         assert "machine busy" in r.reason and "too busy to tell" in r.reason
