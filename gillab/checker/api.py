@@ -17,8 +17,10 @@ __all__ = ["check", "prepare_check", "measure_prepared", "StatementFailed",
 #: Rounds of (one thread alone + each thread count) for short tasks; long ones get fewer,
 #: so a check stays within seconds.
 ROUNDS = 3
-#: A noisy round is run again, at most this many times in all per check.
+#: A noisy round is run again, at most this many times in all per check, and only
+#: while the check has run less than RETRY_BUDGET_S (a check stays within ~5 s).
 EXTRA_ROUNDS = 2
+RETRY_BUDGET_S = 3.0
 
 
 class StatementFailed(UserError):
@@ -126,7 +128,10 @@ def _measure(loop, base: CheckResult, deadline: float, processes: bool, max_thre
     counts = tuple(range(2, max(2, min(max_threads, cpus)) + 1))
     n_rounds = ROUNDS if first_s <= 0.3 else (2 if first_s <= 1.0 else 1)
     kept, noisy_rounds, tries = [], [], 0
+    retry_until = measure.deadline_in(RETRY_BUDGET_S)
     while len(kept) < n_rounds and tries < n_rounds + EXTRA_ROUNDS:
+        if tries >= n_rounds and measure.past(retry_until):
+            break
         tries += 1
         rnd = {"alone": measure.run_threads(loop, calls, 1, deadline, probe=True)}
         for k in counts:

@@ -102,7 +102,9 @@ def _run_in_child(prepared, sweep, args):
         return _run(prepared, sweep, args)  # no fork (Windows): bounded by daemon threads
     ctx = multiprocessing.get_context("fork")
     recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(prepared, sweep, args, send), daemon=True)
+    # Not a daemon: --processes forks workers from it (daemons may have no children).
+    # The finally below kills it whatever happens, so it never outlives this command.
+    proc = ctx.Process(target=_child, args=(prepared, sweep, args, send), daemon=False)
     rows = len(sweep[1]) if sweep else 1
     try:
         proc.start()

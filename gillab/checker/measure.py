@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from gillab.measure import GilProbe, machine_busy
 
 __all__ = ["CheckTimeout", "TaskClock", "Run", "NOT_SENT", "call_bounded", "autorange",
-           "run_threads", "run_processes", "deadline_in", "PROBE_INTERVAL_S"]
+           "run_threads", "run_processes", "deadline_in", "past", "PROBE_INTERVAL_S"]
 
 #: The probe sleeps this long without the GIL between tries to take it. Short, so a
 #: holder is caught almost every time (held ~0.98 for a pure-Python loop; at 1 ms it
@@ -116,6 +116,10 @@ def _describe(exc: BaseException) -> str:
 def deadline_in(seconds: float) -> float:
     """The time.monotonic() reading ``seconds`` from now: what every wait here is bounded by."""
     return time.monotonic() + seconds
+
+
+def past(deadline: float) -> bool:
+    return time.monotonic() >= deadline
 
 
 def _remaining(deadline: float) -> float:
