@@ -37,9 +37,9 @@ def _check(func, args, kwargs, want: bool, options: dict):
         pytest.skip(f"gillab cannot tell whether {result.statement} releases the GIL here "
                     f"after {ATTEMPTS} checks: {result.reason}")
     if result.releases_gil is not want:
-        claim = "releases" if want else "holds"
-        raise AssertionError(f"expected {result.statement} to {'release' if want else 'hold'} "
-                             f"the GIL ({claim}), but: {result.verdict}\n{_evidence(result)}")
+        verb = "release" if want else "hold"
+        raise AssertionError(f"expected {result.statement} to {verb} the GIL, but gillab "
+                             f"found: {result.verdict}\n{_evidence(result)}")
     return result
 
 

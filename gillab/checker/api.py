@@ -133,14 +133,18 @@ def _measure(loop, base: CheckResult, deadline: float, processes: bool, max_thre
         if tries >= n_rounds and measure.past(retry_until):
             break
         tries += 1
-        rnd = {"alone": measure.run_threads(loop, calls, 1, deadline, probe=True)}
+        # The probe wakes every 0.1 ms: it has a lone run of its own, so the baseline
+        # (the lone run without it) is not slowed by it.
+        rnd = {"probed": measure.run_threads(loop, calls, 1, deadline, probe=True),
+               "alone": measure.run_threads(loop, calls, 1, deadline)}
         for k in counts:
             rnd[k] = measure.run_threads(loop, calls, k, deadline)
         if processes:
             rnd["processes"] = measure.run_processes(loop, calls, counts[-1], deadline)
         failed = [t.error for run in rnd.values() for t in run.tasks if t.error]
-        if failed and rnd["alone"].tasks[0].error:
-            raise StatementFailed(f"the statement failed: {rnd['alone'].tasks[0].error}")
+        for key in ("probed", "alone"):
+            if failed and rnd[key].tasks[0].error:
+                raise StatementFailed(f"the statement failed: {rnd[key].tasks[0].error}")
         noise = max((r.noise for r in rnd.values() if r.noise is not None), default=None)
         (noisy_rounds if noise is not None and noise > judging.NOISE_LIMIT else kept).append(
             (rnd, noise))
@@ -157,7 +161,7 @@ def _summarise(base, rounds, calls, first_value, noisy, tries, noise) -> CheckRe
     alone_walls = [r.wall_s for r in alone]
     alone_wall = stats.median(alone_walls)
     alone_wait = stats.median(r.tasks[0].waited for r in alone)
-    held = [r.gil_held for r in alone if r.gil_held is not None]
+    held = [r["probed"].gil_held for r in rounds if r["probed"].gil_held is not None]
     released = 1.0 - stats.median(held) if held else None
 
     def workers(key, n) -> Workers:
@@ -200,10 +204,11 @@ def _same(a, b) -> bool | None:
 
 def _compare_answers(first, rounds) -> tuple[str, str]:
     """Same answer in every thread? Only asked when the lone thread always agrees."""
-    alone = [first] + [r["alone"].tasks[0].value for r in rounds]
+    alone = [first] + [r[key].tasks[0].value for r in rounds for key in ("alone", "probed")]
     if any(_same(first, v) is not True for v in alone[1:]):
         return "varies alone", "the answer differs between calls on one thread: not compared"
-    others = [(key, t.value) for r in rounds for key, run in r.items() if key != "alone"
+    others = [(key, t.value) for r in rounds for key, run in r.items()
+              if key not in ("alone", "probed")
               for t in run.tasks if t.value is not measure.NOT_SENT]
     for key, value in others:
         if _same(first, value) is not True:

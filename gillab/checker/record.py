@@ -56,7 +56,7 @@ class CheckResult:
     task_s: float | None = None         # seconds one task (calls_per_task calls) took alone
     released_share: float | None = None  # 0..1, GIL free during the call (probe)
     on_cpu: float | None = None          # 0..1, the lone thread's CPU time / wall
-    cores_alone: float | None = None     # cores used by the lone thread's run (probe included)
+    cores_alone: float | None = None     # cores used by the lone thread's run (no probe)
     releases_gil: bool | None = None
     threads: tuple = ()                  # Workers per thread count, 2..min(4, CPUs)
     processes: tuple = ()                # Workers, with --processes
