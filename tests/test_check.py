@@ -172,6 +172,39 @@ class TestBadInput:
         assert "Traceback" not in result.stderr
 
 
+    @pytest.mark.slow
+    def test_ctrl_c_leaves_nothing_running(self):
+        """Ctrl-C while a hung call holds the GIL: exit 130, the check's processes gone."""
+        import os
+        import signal
+        import subprocess
+        import sys
+        import time
+
+        import psutil
+
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gillab", "check", "--processes", "-s", "import re",
+             "re.match(r'(a+)+b', 'a' * 40)"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        try:
+            deadline = time.monotonic() + 30
+            while not psutil.Process(proc.pid).children() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            children = psutil.Process(proc.pid).children(recursive=True)
+            assert children, "the check's child process never started"
+            time.sleep(1.0)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err
+        _, alive = psutil.wait_procs(children, timeout=5)
+        assert not alive, f"left running: {alive}"
+
+
 def _real(statement, setup="", **kw):
     """A real check, retried once if the machine was too busy to tell."""
     import gillab

@@ -81,9 +81,11 @@ def _run(prepared, sweep, args):
 
 
 def _child(prepared, sweep, args, conn) -> None:
+    import os
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent answers Ctrl-C and kills us
+    os.setpgid(0, 0)  # a group of our own: the parent kills it with --processes' workers
     try:
         conn.send(("ok", _run(prepared, sweep, args)))
     except (UsageError, UserError) as exc:
@@ -118,8 +120,7 @@ def _run_in_child(prepared, sweep, args):
             raise UserError(f"the check's process died (exit code {proc.exitcode}): the "
                             "statement crashed the interpreter") from None
     finally:
-        if proc.is_alive():
-            proc.kill()
+        _kill_group(proc)
         proc.join()
         recv.close()
     if kind == "usage":
@@ -127,6 +128,19 @@ def _run_in_child(prepared, sweep, args):
     if kind == "failed":
         raise UserError(payload)
     return payload
+
+
+def _kill_group(proc) -> None:
+    """Kill the check's process and any worker it forked (a hung --processes worker)."""
+    import os
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError, TypeError):
+        pass  # no group (yet, or any more): kill the one process if it still lives
+    if proc.is_alive():
+        proc.kill()
 
 
 def cmd_check(args) -> list[str]:
