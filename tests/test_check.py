@@ -128,6 +128,12 @@ class TestStatement:
         p.run_setup(ns, {"n": 4096})
         assert p.make_loop(ns)(1) == 4096
 
+    def test_checker_compares_every_call(self):
+        p = prepare("n[0] += 1\nn[0] % 3", "n = [0]")
+        ns = p.new_namespace()
+        p.run_setup(ns)
+        assert p.make_checker(ns)(5, 1) == (False, 2)  # the second call answered 2
+
     @pytest.mark.parametrize("statement, setup, message", [
         ("f(", "", "does not compile"),
         ("1", "x = (", "SETUP does not compile"),
@@ -235,6 +241,15 @@ class TestRealChecks:
         r = _real("time.sleep(0.01)", "import time")
         assert r.verdict == "waits" and r.practical == "threads help only for waits"
         assert r.on_cpu < 0.5
+
+    def test_thread_safety_finding(self):
+        """A shared list cleared and refilled: same length alone, not in two threads."""
+        import gillab
+
+        r = gillab.check("buf.clear()\nfor i in range(20000): buf.append(i)\nlen(buf)",
+                         "buf = []")
+        assert r.answers == "differ", r.answers_detail
+        assert "not thread-safe" in r.reason
 
     def test_cli_json(self, tmp_path):
         path = tmp_path / "check.json"

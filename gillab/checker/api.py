@@ -107,8 +107,11 @@ def measure_prepared(prepared: Prepared, bindings: dict | None, processes: bool 
         raise StatementFailed(f"SETUP failed: {measure._describe(exc)}") from None
     loop = prepared.make_loop(ns)
     try:
-        return judging.judge(_measure(loop, base, deadline, processes, max_threads,
-                                      min_task_s))
+        measured, reference = _measure(loop, base, deadline, processes, max_threads,
+                                       min_task_s)
+        if measured.answers in ("same", "not compared"):
+            measured = _answers_pass(prepared.make_checker(ns), reference, measured, deadline)
+        return judging.judge(measured)
     except measure.CheckTimeout as exc:
         raise StatementFailed(f"{exc} within --timeout {timeout:g} s "
                               f"(statement: {prepared.statement.strip()!r})") from None
@@ -153,7 +156,7 @@ def _measure(loop, base: CheckResult, deadline: float, processes: bool, max_thre
         kept = sorted(noisy_rounds, key=lambda rn: rn[1])[:n_rounds]
     rounds = [rn[0] for rn in kept]
     return _summarise(base, rounds, calls, first_value, noisy, tries,
-                      max((rn[1] or 0.0) for rn in kept))
+                      max((rn[1] or 0.0) for rn in kept)), first_value
 
 
 def _summarise(base, rounds, calls, first_value, noisy, tries, noise) -> CheckResult:
@@ -193,6 +196,25 @@ def _summarise(base, rounds, calls, first_value, noisy, tries, noise) -> CheckRe
         if "processes" in rounds[0] else (),
         answers=answers, answers_detail=detail,
         noise=round(noise, 4), noisy=noisy, rounds=len(rounds), tries=tries)
+
+
+def _answers_pass(checker, reference, result: CheckResult, deadline: float) -> CheckResult:
+    """An untimed run of k threads comparing *every* call's answer with the lone
+    thread's: a race shows in any call, not only in each task's last one."""
+    k = result.largest_threads().workers
+    run = measure.run_threads(lambda calls: checker(calls, reference), result.calls_per_task,
+                              k, deadline)
+    for task in run.tasks:
+        if task.error:
+            return dataclasses.replace(result, answers="differ",
+                                       answers_detail=f"raised in {k} threads: {task.error}")
+        same, answer = task.value
+        if same is False:
+            return dataclasses.replace(
+                result, answers="differ",
+                answers_detail=f"{_short(answer)} in one of {k} threads' calls, "
+                               f"{_short(reference)} alone")
+    return result
 
 
 def _same(a, b) -> bool | None:

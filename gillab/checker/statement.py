@@ -6,6 +6,7 @@ usage error (``errors.UsageError``: exit 2). No clocks, no printing.
 from __future__ import annotations
 
 import ast
+import copy
 import inspect
 import re
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ DEFAULT_TIMEOUT_S = 60.0
 #: compared between threads (a statement whose answer differs is not thread-safe).
 RESULT_NAME = "__gillab_result"
 _LOOP_NAME = "__gillab_loop"
+_CHECK_NAME = "__gillab_check"
 _TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
@@ -38,6 +40,7 @@ class Prepared:
     setup: str
     setup_code: CodeType
     loop_code: CodeType
+    check_code: CodeType         # the same loop, comparing every call's answer (untimed)
     names: frozenset            # every name the statement and SETUP refer to
     namespace: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -56,6 +59,13 @@ class Prepared:
     def make_loop(self, ns: dict):
         exec(self.loop_code, ns)
         return ns.pop(_LOOP_NAME)
+
+    def make_checker(self, ns: dict):
+        """``checker(calls, reference)``: (True, None) if every call answered
+        ``reference``, (False, answer) at the first that did not, (None, None) if the
+        answers cannot be compared."""
+        exec(self.check_code, ns)
+        return ns.pop(_CHECK_NAME)
 
 
 def _compile(source: str, what: str) -> ast.Module:
@@ -78,19 +88,41 @@ def _names(code: CodeType) -> set:
     return out
 
 
-def _loop_tree(tree: ast.Module) -> ast.Module:
-    """def __gillab_loop(__gillab_calls): for _ in range(calls): STATEMENT; return result.
-
-    The statement's names are globals of the namespace SETUP built (as with timeit's
-    ``globals``), except those it assigns, which stay local to the loop as in timeit.
-    """
-    body = list(tree.body) or [ast.Pass()]
+def _with_result(tree: ast.Module) -> list:
+    body = [copy.deepcopy(node) for node in tree.body] or [ast.Pass()]
     last = body[-1]
     if isinstance(last, ast.Expr):
         body[-1] = ast.Assign(targets=[ast.Name(RESULT_NAME, ast.Store())], value=last.value)
     else:
         body.append(ast.Assign(targets=[ast.Name(RESULT_NAME, ast.Store())],
                                value=ast.Constant(None)))
+    return body
+
+
+def _check_tree(tree: ast.Module) -> ast.Module:
+    """Like _loop_tree, comparing each call's answer with a reference (thread safety)."""
+    func = ast.parse(f"def {_CHECK_NAME}(__gillab_calls, __gillab_ref):\n"
+                     "    for __gillab_i in range(__gillab_calls):\n"
+                     "        pass\n"
+                     "        try:\n"
+                     f"            __gillab_same = bool({RESULT_NAME} == __gillab_ref)\n"
+                     "        except Exception:\n"
+                     "            return None, None\n"
+                     "        if not __gillab_same:\n"
+                     f"            return False, {RESULT_NAME}\n"
+                     "    return True, None\n").body[0]
+    loop = func.body[0]
+    loop.body = _with_result(tree) + loop.body[1:]
+    return ast.fix_missing_locations(ast.Module(body=[func], type_ignores=[]))
+
+
+def _loop_tree(tree: ast.Module) -> ast.Module:
+    """def __gillab_loop(__gillab_calls): for _ in range(calls): STATEMENT; return result.
+
+    The statement's names are globals of the namespace SETUP built (as with timeit's
+    ``globals``), except those it assigns, which stay local to the loop as in timeit.
+    """
+    body = _with_result(tree)
     func = ast.parse(f"def {_LOOP_NAME}(__gillab_calls):\n"
                      f"    {RESULT_NAME} = None\n"
                      "    for __gillab_i in range(__gillab_calls):\n"
@@ -109,11 +141,13 @@ def prepare(statement: str, setup: str = "", globals: dict | None = None) -> Pre
     setup_tree = _compile(setup, "SETUP")
     try:
         loop_code = compile(_loop_tree(tree), "<statement>", "exec")
+        check_code = compile(_check_tree(tree), "<statement>", "exec")
     except SyntaxError as exc:  # e.g. 'nonlocal' at top level
         raise UsageError(f"statement does not compile: {exc.msg}: {statement.strip()!r}") from None
     setup_code = compile(setup_tree, "<SETUP>", "exec")
     names = frozenset(_names(compile(tree, "<statement>", "exec")) | _names(setup_code))
-    return Prepared(statement, setup, setup_code, loop_code, names, dict(globals or {}))
+    return Prepared(statement, setup, setup_code, loop_code, check_code, names,
+                    dict(globals or {}))
 
 
 def looks_like_target(text: str) -> bool:
@@ -153,7 +187,8 @@ def prepare_callable(func, label: str | None = None, args: tuple = (),
     prepared = prepare("__gillab_func(*__gillab_args, **__gillab_kwargs)")
     ns = {"__gillab_func": func, "__gillab_args": tuple(args),
           "__gillab_kwargs": dict(kwargs or {})}
-    return Prepared(label, "", prepared.setup_code, prepared.loop_code, frozenset(), ns)
+    return Prepared(label, "", prepared.setup_code, prepared.loop_code, prepared.check_code,
+                    frozenset(), ns)
 
 
 def _callable_label(func, args, kwargs) -> str:
