@@ -251,6 +251,20 @@ class TestRealChecks:
         assert r.answers == "differ", r.answers_detail
         assert "not thread-safe" in r.reason
 
+    def test_cli_sweep_finds_hashlibs_threshold(self, tmp_path):
+        """HASHLIB_GIL_MINSIZE is 2048: below it the GIL is held, above it released."""
+        path = tmp_path / "sweep.json"
+        result = run_gillab("check", "-s", "import hashlib; data = bytes(n)", "--sweep",
+                            "n=1024,65536", "--json", str(path), "hashlib.sha256(data)",
+                            timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert "threshold: the verdict changes between n=1024 (holds the GIL) and " \
+               "n=65536 (releases the GIL)" in result.stdout
+        data = json.loads(path.read_text())
+        assert data["schema"] == SCHEMA and data["sweep"] == "n"
+        assert [row["params"] for row in data["rows"]] == [{"n": 1024}, {"n": 65536}]
+        assert data["rows"][0]["released_share"] < 0.25 < 0.75 < data["rows"][1]["released_share"]
+
     def test_cli_json(self, tmp_path):
         path = tmp_path / "check.json"
         result = run_gillab("check", "-s", "import time", "--json", str(path),
