@@ -26,6 +26,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _thread_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 2 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"must be 2 to 64, got {text}")
+    return value
+
+
 def add_parser(sub) -> argparse.ArgumentParser:
     from gillab.checker.statement import DEFAULT_TIMEOUT_S
 
@@ -47,8 +57,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT_S, metavar="S",
                    help=f"give up on a check (a sweep row) after S seconds "
                         f"(default {DEFAULT_TIMEOUT_S:g})")
-    p.add_argument("--max-threads", type=int, default=4, choices=range(2, 65),
-                   metavar="K", help="most threads to try (default 4; never more than CPUs)")
+    p.add_argument("--max-threads", type=_thread_count, default=4, metavar="K",
+                   help="most threads to try, 2-64 (default 4; never more than the CPUs)")
     p.add_argument("--json", metavar="PATH", help="also write the result as JSON (atomically)")
     return p
 
