@@ -118,7 +118,10 @@ def measure_prepared(prepared: Prepared, bindings: dict | None, processes: bool 
 
 
 def _measure(loop, base: CheckResult, deadline: float, processes: bool, max_threads: int,
-             min_task_s: float) -> CheckResult:
+             min_task_s: float) -> tuple[CheckResult, object]:
+    """Autorange, then rounds of (probed lone run, lone run, each k, processes).
+
+    Returns the summarised record and the lone thread's answer (the reference)."""
     try:
         calls, first_s, first_value = measure.autorange(loop, deadline, min_task_s)
     except measure.CheckTimeout:
