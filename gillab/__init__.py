@@ -5,7 +5,15 @@ it, run under threads, processes, pools and greenlets, measured on this machine.
 """
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "Kernel", "KERNELS", "CPU_KERNELS", "get"]
+__all__ = ["__version__", "Kernel", "KERNELS", "CPU_KERNELS", "get", "check",
+           "load_ipython_extension"]
+
+
+def load_ipython_extension(ipython):
+    """`%load_ext gillab`: the %gillab line magic and %%gillab cell magic."""
+    from gillab.ipython import load_ipython_extension as load
+
+    load(ipython)
 
 
 def __getattr__(name):
@@ -15,4 +23,8 @@ def __getattr__(name):
         from gillab import kernels
 
         return getattr(kernels, name)
+    if name == "check":  # gillab.check(statement, setup="", globals=None, ...)
+        from gillab.checker.api import check
+
+        return check
     raise AttributeError(f"module 'gillab' has no attribute {name!r}")

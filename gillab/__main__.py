@@ -1,4 +1,4 @@
-"""Command line: python -m gillab {compare,show,kernels,env,demo,convoy}."""
+"""Command line: python -m gillab {check,compare,show,kernels,env,demo,convoy}."""
 from __future__ import annotations
 
 import argparse
@@ -168,7 +168,14 @@ def cmd_demo(args) -> list[str]:
     return []
 
 
+def cmd_check(args) -> list[str]:
+    from gillab.checker.cli import cmd_check as run
+
+    return run(args)
+
+
 COMMANDS = {
+    "check": cmd_check,
     "compare": cmd_compare,
     "show": cmd_show,
     "demo": cmd_demo,
@@ -228,6 +235,10 @@ def create_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="PATH",
                    help="also write a PNG of speedup against workers (needs gillab[plot])")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+    from gillab.checker.cli import add_parser as add_check_parser
+
+    add_check_parser(sub)
 
     p = sub.add_parser("show", help="print the table of a saved compare --json run")
     p.add_argument("path", metavar="RESULTS.json")
