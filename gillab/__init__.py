@@ -3,7 +3,7 @@
 The same CPU-bound loop as pure Python, as C holding the GIL and as C releasing
 it, run under threads, processes, pools and greenlets, measured on this machine.
 """
-__version__ = "0.1.0"
+from gillab._version import __version__
 
 __all__ = ["__version__", "Kernel", "KERNELS", "CPU_KERNELS", "get", "check",
            "load_ipython_extension"]
