@@ -1,0 +1,276 @@
+"""The timeline's measuring layer: start the child, sample its threads, collect.
+
+The only module of the timeline that reads clocks and counters. It never prints and
+draws no conclusion: it hands back raw per-thread sample streams (``Recording``), which
+``gillab.timeline.rebuild`` turns into intervals.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+from gillab.errors import UserError
+from gillab.timeline.gilmap import GilMap, gil_of_process
+
+#: One sample of one thread: (t_ns, cpu_ns, queue_ns, switch_ins, state, arg0).
+Sample = tuple
+
+STATE_RUNNING = -100
+STATE_GONE = -200
+#: Chunks of native sampling between which Python runs: Ctrl-C lands here, and new
+#: threads of a program that is not the lab's are picked up.
+CHUNK_NS = 50_000_000
+#: Sampling before the lab child is told to go: every thread parked, counters exact.
+LEAD_IN_NS = 20_000_000
+
+
+def _sampler():
+    try:
+        from gillab import _sampler
+    except ImportError:
+        raise UserError("gillab._sampler is not built: run pip install -e . in the "
+                        "project (it compiles ext/_sampler.pyx)") from None
+    return _sampler
+
+
+def clock_ns() -> int:
+    return _sampler().clock_ns()
+
+
+@dataclass
+class ThreadStream:
+    """Every sample of one thread, oldest first."""
+
+    tid: int
+    name: str
+    samples: list = field(default_factory=list)
+
+
+@dataclass
+class Recording:
+    """What the sampler saw: one stream per thread, and the child's own report."""
+
+    pid: int
+    period_ns: int
+    threads: dict            # tid -> ThreadStream
+    gil: GilMap
+    t_start_ns: int          # first sample
+    t_go_ns: int             # the lab child started its work (or the first sample)
+    t_end_ns: int            # last sample
+    child: dict              # the lab child's ready + truth report ({} for a program)
+    exit_code: int | None
+    sampler_cpu_s: float     # CPU time this process spent sampling
+    rounds: int
+
+
+class _Files:
+    """Kept-open schedstat and syscall files of the threads being watched."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.order: list[int] = []
+        self.fds: dict[int, tuple[int, int]] = {}
+        self.tails: dict[int, bytes] = {}
+        self.names: dict[int, str] = {}
+
+    def add(self, tid: int) -> bool:
+        if tid in self.fds:
+            return True
+        base = f"/proc/{self.pid}/task/{tid}"
+        try:
+            stat = os.open(f"{base}/schedstat", os.O_RDONLY)
+        except OSError:
+            return False  # the thread ended before it was seen
+        try:
+            call = os.open(f"{base}/syscall", os.O_RDONLY)
+        except PermissionError:
+            os.close(stat)
+            raise UserError(f"cannot read /proc/{self.pid}/task/{tid}/syscall: not "
+                            "permitted (the ptrace access rules); run the program "
+                            "through gillab timeline -- so that it is gillab's child") from None
+        except OSError:
+            os.close(stat)
+            return False
+        try:
+            with open(f"{base}/comm") as f:
+                self.names[tid] = f.read().strip()
+        except OSError:
+            self.names[tid] = str(tid)
+        self.fds[tid] = (stat, call)
+        self.order.append(tid)
+        return True
+
+    def close(self) -> None:
+        for stat, call in self.fds.values():
+            os.close(stat)
+            os.close(call)
+        self.fds.clear()
+
+
+def _sample_chunk(files: _Files, live: list[int], period_ns: int, until_ns: int,
+                  deadline: int, streams: dict) -> tuple[int, bool, int]:
+    """Native sampling of ``live`` threads until ``until_ns``; appends to ``streams``."""
+    sampler = _sampler()
+    width = 1 + 5 * len(live)
+    previous = b"".join(files.tails.get(tid, struct.pack("5q", -1, -1, -1, STATE_RUNNING, 0))
+                        for tid in live)
+    data, deadline, all_gone, tail = sampler.sample(
+        [files.fds[t][0] for t in live], [files.fds[t][1] for t in live],
+        period_ns, until_ns, deadline, previous)
+    values = struct.unpack(f"{len(data) // 8}q", data)
+    rounds = len(values) // width
+    for i, tid in enumerate(live):
+        files.tails[tid] = tail[i * 40:(i + 1) * 40]
+        stream = streams[tid].samples
+        for r in range(rounds):
+            row = r * width
+            k = row + 1 + 5 * i
+            stream.append((values[row],) + values[k:k + 5])
+    return deadline, all_gone, rounds
+
+
+def _cpu_self() -> float:
+    return os.times().user + os.times().system
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Stop the child and anything it left in its process group."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            proc.kill()
+    proc.wait()
+
+
+def _start(argv: list[str], **kw) -> subprocess.Popen:
+    try:
+        # Its own process group, so Ctrl-C reaches gillab only and gillab stops the
+        # whole child, whatever it started.
+        return subprocess.Popen(argv, start_new_session=True, **kw)
+    except OSError as exc:
+        raise UserError(f"cannot start {argv[0]}: {exc.strerror}") from None
+
+
+def watch_lab_child(argv: list[str], period_ns: int, max_s: float = 60.0) -> Recording:
+    """Run the lab's child workload (gillab.timeline.workload): it parks its threads,
+    reports their TIDs, waits for 'go' on stdin, works, and reports its own truth."""
+    proc = _start(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    files = _Files(proc.pid)
+    try:
+        ready = _read_json_line(proc, "ready")
+        for tid in ready["tids"]:
+            if not files.add(tid):
+                raise UserError(f"thread {tid} of the child ended before it was watched")
+        gil = gil_of_process(proc.pid)
+        live = list(files.order)
+        streams = {t: ThreadStream(t, ready.get("names", {}).get(str(t), files.names[t]))
+                   for t in live}
+        cpu0 = _cpu_self()
+        t_start = clock_ns()
+        deadline = t_start + period_ns
+        deadline, _, rounds = _sample_chunk(files, live, period_ns, t_start + LEAD_IN_NS,
+                                            deadline, streams)
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        stop_at = clock_ns() + int(max_s * 1e9)
+        while True:
+            until = min(deadline + CHUNK_NS, stop_at)
+            deadline, all_gone, n = _sample_chunk(files, live, period_ns, until, deadline,
+                                                  streams)
+            rounds += n
+            if all_gone:
+                break
+            if clock_ns() >= stop_at:
+                raise UserError(f"the child still ran after {max_s:.0f} s; stopped it")
+        sampler_cpu = _cpu_self() - cpu0
+        truth = _read_json_line(proc, "truth")
+        code = proc.wait(timeout=10)
+        if code != 0:
+            raise UserError(f"the child workload exited with code {code}")
+    finally:
+        files.close()
+        _kill(proc)
+    ends = [s.samples[-1][0] for s in streams.values() if s.samples]
+    return Recording(proc.pid, period_ns, streams, gil, t_start, truth.get("t_go_ns", t_start),
+                     max(ends), {**ready, **truth}, code, sampler_cpu, rounds)
+
+
+def _read_json_line(proc: subprocess.Popen, what: str) -> dict:
+    line = proc.stdout.readline()
+    if not line:
+        code = proc.wait()
+        raise UserError(f"the child workload ended (exit code {code}) before its {what} report")
+    try:
+        return json.loads(line)
+    except ValueError:
+        raise UserError(f"the child workload's {what} report was not JSON: {line[:80]!r}") from None
+
+
+def watch_program(argv: list[str], period_ns: int, max_s: float | None = None) -> Recording:
+    """Start any program as gillab's child and watch every thread it has until it exits."""
+    proc = _start(argv, stdin=subprocess.DEVNULL)
+    files = _Files(proc.pid)
+    streams: dict = {}
+    rounds = 0
+    gil = None
+    try:
+        cpu0 = _cpu_self()
+        t_start = clock_ns()
+        deadline = t_start + period_ns
+        stop_at = t_start + int(max_s * 1e9) if max_s else None
+        while proc.poll() is None:
+            try:
+                tids = sorted(int(t) for t in os.listdir(f"/proc/{proc.pid}/task"))
+            except OSError:
+                break
+            for tid in tids:
+                if tid not in streams and files.add(tid):
+                    streams[tid] = ThreadStream(tid, files.names[tid])
+            if gil is None or gil.start is None and not gil.free_threaded:
+                # The interpreter maps libpython within milliseconds of exec: look again
+                # until it is there (a program that is not Python never has it).
+                try:
+                    gil = gil_of_process(proc.pid)
+                except OSError:
+                    pass
+            live = [t for t in files.order if files.tails.get(t, b"")[24:32] !=
+                    struct.pack("q", STATE_GONE)]
+            if not live:
+                break
+            until = deadline + CHUNK_NS // 5  # short chunks: new threads are seen soon
+            if stop_at:
+                until = min(until, stop_at)
+            deadline, _, n = _sample_chunk(files, live, period_ns, until, deadline, streams)
+            rounds += n
+            if stop_at and clock_ns() >= stop_at:
+                break
+        sampler_cpu = _cpu_self() - cpu0
+        code = proc.wait() if stop_at is None else proc.poll()
+    finally:
+        files.close()
+        _kill(proc)
+    if gil is None:
+        gil = GilMap(None, None, "the program ended before its memory map could be read")
+    starts = [s.samples[0][0] for s in streams.values() if s.samples]
+    ends = [s.samples[-1][0] for s in streams.values() if s.samples]
+    if not starts:
+        raise UserError(f"{argv[0]} exited (code {code}) before any sample was taken")
+    return Recording(proc.pid, period_ns, streams, gil, min(starts), min(starts), max(ends),
+                     {}, code, sampler_cpu, rounds)
+
+
+def lab_child_argv(kernel: str, executor: str, workers: int, seconds: float,
+                   switch_interval: float | None, convoy: str | None) -> list[str]:
+    argv = [sys.executable, "-m", "gillab.timeline.workload", "--kernel", kernel,
+            "--executor", executor, "--workers", str(workers), "--seconds", str(seconds)]
+    if switch_interval:
+        argv += ["--switch-interval", repr(switch_interval)]
+    if convoy:
+        argv += ["--convoy"]
+    return argv
