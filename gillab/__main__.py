@@ -168,6 +168,12 @@ def cmd_demo(args) -> list[str]:
     return []
 
 
+def cmd_timeline(args) -> list[str]:
+    from gillab.timeline.cli import cmd_timeline as run
+
+    return run(args)
+
+
 COMMANDS = {
     "compare": cmd_compare,
     "show": cmd_show,
@@ -175,6 +181,7 @@ COMMANDS = {
     "convoy": cmd_convoy,
     "env": cmd_env,
     "kernels": cmd_kernels,
+    "timeline": cmd_timeline,
 }
 
 
@@ -256,6 +263,10 @@ def create_parser() -> argparse.ArgumentParser:
     p.add_argument("--lang", choices=["en", "zh"], default="en",
                    help="language of the narration (default en)")
     p.add_argument("--fast", action="store_true", help="scale sleeps down (for tests)")
+
+    from gillab.timeline.cli import add_parser as add_timeline_parser
+
+    add_timeline_parser(sub)
     return parser
 
 
