@@ -14,6 +14,8 @@ TIMELINE_KERNELS = ["py", "cy_gil", "cy_nogil", "bigint"]
 TIMELINE_EXECUTORS = ["threads", "thread_pool", "serial"]
 #: More rows than this do not fit a terminal, and the sampler's cost grows per thread.
 MAX_WORKERS = 16
+#: A run shorter than this shows nothing worth a picture (a program that exits at once).
+MIN_RUN_NS = 20_000_000
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -83,7 +85,7 @@ def cmd_timeline(args) -> list[str]:
         argv = measure.lab_child_argv(kernel, args.executor, args.workers, args.seconds,
                                       args.switch_interval, bool(args.convoy))
         rec = measure.watch_lab_child(argv, period_ns)
-    if rec.t_end_ns - rec.t_go_ns < 4 * period_ns:
+    if rec.t_end_ns - rec.t_go_ns < max(4 * period_ns, MIN_RUN_NS):
         raise UserError(f"the run lasted {(rec.t_end_ns - rec.t_go_ns) / 1e6:.1f} ms: too short "
                         "to draw (it exited at once?)")
     tl = record.build(rec, scenario)
