@@ -238,6 +238,15 @@ class TestSummary:
         line = summarize_thread(1, "a", ivs)
         assert line.median_run_ms == 2.0 and line.median_hold_ms == 5.0
 
+    def test_a_waiters_check_is_part_of_its_wait_not_a_hand_off(self):
+        # Waiting 3 x 5 ms for a C call that keeps the GIL: each timed wait ends in a
+        # check (queued by a busy OS, a few us on CPU), then the wait goes on.
+        ivs = [iv(0, 5, GIL_WAIT), iv(5, 6, QUEUED), iv(6, 6.01, CPU), iv(6.01, 11, GIL_WAIT),
+               iv(11, 11.02, CPU), iv(11.02, 16, GIL_WAIT), iv(16, 40, CPU)]
+        line = summarize_thread(1, "a", ivs)
+        assert line.gil_waits == 1 and line.median_gil_wait_ms == 16.0
+        assert line.handoffs == 1 and line.median_hold_ms == 24.0
+
     def test_threads_that_release_the_gil_read_as_together(self):
         lines = [summarize_thread(i, f"t{i}", [iv(0, 100, CPU)]) for i in (1, 2)]
         tl = timeline(lines, 100)
@@ -455,6 +464,7 @@ class TestIssueBars:
         def check(tl):
             for th in tl.threads:
                 assert 4.0 <= th.median_run_ms <= 6.5, th
+                assert 4.0 <= th.median_hold_ms <= 6.5, th
             assert "switch interval" in reading_line(tl)
             for seen, truth in _cpu_truth(tl):
                 assert seen == pytest.approx(truth, rel=0.15)
@@ -468,10 +478,12 @@ class TestIssueBars:
 
     def test_cy_gil_runs_as_long_as_the_call(self):
         def check(tl):
+            # The OS may preempt a thread in the call (queued), but it keeps the GIL: the
+            # hold, from its first to its last CPU time, spans the whole call.
             calls = {t["tid"]: t["cpu_ms"] for t in tl.truth["tasks"]}
             for th in tl.threads:
-                longest = max(iv.end_ns - iv.start_ns for iv in th.intervals if iv.state == CPU) / MS
-                assert longest >= 0.8 * calls[th.tid], (longest, calls[th.tid])
+                assert th.median_hold_ms >= 0.8 * calls[th.tid], (th, calls[th.tid])
+                assert th.handoffs <= 2, th
         _check_with_retry(lambda: _lab("cy_gil"), check)
 
     def test_cy_nogil_threads_run_together_without_gil_waits(self):

@@ -139,13 +139,19 @@ def _cpu_self() -> float:
 
 
 def _kill(proc: subprocess.Popen) -> None:
-    """Stop the child and anything it left in its process group."""
+    """Stop the child and anything it left in its process group; close its pipes."""
     if proc.poll() is None:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except OSError:
             proc.kill()
     proc.wait()
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            try:
+                pipe.close()
+            except OSError:  # a broken pipe to a child that died: nothing left to flush
+                pass
 
 
 def _start(argv: list[str], **kw) -> subprocess.Popen:

@@ -123,60 +123,64 @@ def clip(intervals, t0: int, t1: int) -> list[Interval]:
     return out
 
 
+#: A runnable span between two GIL waits with less CPU than this is the waiter checking
+#: (its timed wait ran out, it asked for the GIL and waits again), not a hold: it
+#: belongs to the wait. A real hold at a 1 ms switch interval has ~10x more.
+CHECK_NS = 100_000
+
+
+def _spans(intervals) -> list[tuple[str, list]]:
+    """Group intervals: ('run', [...]) for runnable stretches (on CPU, queued, short
+    blocks), and one ('gil'|'lock'|'io', [iv]) per blocked interval; a waiter's
+    check between two GIL waits is folded into one ('gil', [...])."""
+    groups: list = []
+    for iv in intervals:
+        kind = "run" if iv.state in (CPU, QUEUED, SHORT) else iv.state
+        if groups and groups[-1][0] == kind == "run":
+            groups[-1][1].append(iv)
+        else:
+            groups.append((kind, [iv]))
+    out: list = []
+    for i, (kind, ivs) in enumerate(groups):
+        check = (kind == "run" and 0 < i < len(groups) - 1 and groups[i - 1][0] == GIL_WAIT
+                 and groups[i + 1][0] == GIL_WAIT
+                 and sum(v.end_ns - v.start_ns for v in ivs if v.state == CPU) < CHECK_NS)
+        if (check or kind == GIL_WAIT) and out and out[-1][0] == GIL_WAIT:
+            out[-1][1].extend(ivs)
+        else:
+            out.append((GIL_WAIT if check else kind, list(ivs)))
+    return out
+
+
 def summarize_thread(tid: int, name: str, intervals) -> ThreadLine:
     """Shares, runs, holds, GIL waits, hand-offs and wake-to-run of one thread."""
     line = ThreadLine(tid, name, list(intervals))
     total = sum(iv.end_ns - iv.start_ns for iv in intervals)
     line.shares = {k: (sum(iv.end_ns - iv.start_ns for iv in intervals if iv.state == k) / total
                        if total else 0.0) for k in SHARE_KEYS}
-    runs = [iv for iv in intervals if iv.state == CPU]
-    waits = [iv for iv in intervals if iv.state == GIL_WAIT]
+    spans = _spans(list(intervals))
+    runs, holds, waits = [], [], []
+    for i, (kind, ivs) in enumerate(spans):
+        if kind == GIL_WAIT:
+            waits.append((ivs[-1].end_ns - ivs[0].start_ns) / 1e6)
+        elif kind == "run":
+            cpu = [v for v in ivs if v.state == CPU]
+            runs += [(v.end_ns - v.start_ns) / 1e6 for v in cpu]
+            if cpu:
+                holds.append((cpu[-1].end_ns - cpu[0].start_ns) / 1e6)
+                line.handoffs += i > 0 and spans[i - 1][0] == GIL_WAIT
     line.runs, line.gil_waits = len(runs), len(waits)
     if runs:
-        line.median_run_ms = stats.median([(iv.end_ns - iv.start_ns) / 1e6 for iv in runs])
-    holds = _holds(intervals)
+        line.median_run_ms = stats.median(runs)
     if holds:
         line.median_hold_ms = stats.median(holds)
     if waits:
-        line.median_gil_wait_ms = stats.median([(iv.end_ns - iv.start_ns) / 1e6 for iv in waits])
-    line.handoffs = _handoffs(intervals)
+        line.median_gil_wait_ms = stats.median(waits)
     wakes = _wake_to_run(intervals)
     line.wakeups = len(wakes)
     if wakes:
         line.median_wake_to_run_ms = stats.median(wakes)
     return line
-
-
-def _holds(intervals) -> list[float]:
-    """Runnable spans, from their first to their last CPU time: on CPU, queued by the
-    OS (which does not take the GIL away) or in a block too short to be seen. The time
-    a thread kept going once it had started: a GIL hold, for code that keeps it."""
-    out, first, last = [], None, None
-    for iv in intervals:
-        if iv.state == CPU:
-            first = iv.start_ns if first is None else first
-            last = iv.end_ns
-        elif iv.state not in (QUEUED, SHORT):
-            if first is not None:
-                out.append((last - first) / 1e6)
-            first = last = None
-    if first is not None:
-        out.append((last - first) / 1e6)
-    return out
-
-
-def _handoffs(intervals) -> int:
-    """Runs that begin after a GIL wait: the GIL was handed to this thread."""
-    count, waited = 0, False
-    for iv in intervals:
-        if iv.state == GIL_WAIT:
-            waited = True
-        elif iv.state == CPU:
-            count += waited
-            waited = False
-        elif iv.state in (IO, LOCK_WAIT):
-            waited = False
-    return count
 
 
 def _wake_to_run(intervals) -> list[float]:
