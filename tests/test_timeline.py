@@ -440,10 +440,11 @@ def _check_with_retry(make, check):
         try:
             check(tl)
             return tl
-        except AssertionError:
+        except AssertionError as exc:
             if attempt == 2:
                 if busy:
-                    pytest.skip(f"machine too busy to tell: {why}")
+                    first = str(exc).splitlines()[0][:120]
+                    pytest.skip(f"machine too busy to tell: {why} (and then: {first})")
                 raise
 
 
@@ -479,10 +480,12 @@ class TestIssueBars:
     def test_cy_gil_runs_as_long_as_the_call(self):
         def check(tl):
             # The OS may preempt a thread in the call (queued), but it keeps the GIL: the
-            # hold, from its first to its last CPU time, spans the whole call.
+            # hold, from its first to its last CPU time, spans the whole call. (The
+            # child's own wall clock for the call is no truth: the GIL is handed over at
+            # the eval-breaker check after the call returns, before its end is stamped.)
             calls = {t["tid"]: t["cpu_ms"] for t in tl.truth["tasks"]}
             for th in tl.threads:
-                assert th.median_hold_ms >= 0.8 * calls[th.tid], (th, calls[th.tid])
+                assert th.longest_hold_ms >= 0.8 * calls[th.tid], (th, calls[th.tid])
                 assert th.handoffs <= 2, th
         _check_with_retry(lambda: _lab("cy_gil"), check)
 

@@ -23,6 +23,7 @@ class ThreadLine:
     shares: dict = field(default_factory=dict)
     median_run_ms: float | None = None
     median_hold_ms: float | None = None
+    longest_hold_ms: float | None = None
     median_gil_wait_ms: float | None = None
     median_wake_to_run_ms: float | None = None
     runs: int = 0
@@ -69,6 +70,7 @@ class Timeline:
                 "shares": {k: round(v, 4) for k, v in th.shares.items()},
                 "median_run_ms": _r(th.median_run_ms),
                 "median_hold_ms": _r(th.median_hold_ms),
+                "longest_hold_ms": _r(th.longest_hold_ms),
                 "median_gil_wait_ms": _r(th.median_gil_wait_ms),
                 "median_wake_to_run_ms": _r(th.median_wake_to_run_ms),
                 "runs": th.runs, "gil_waits": th.gil_waits, "handoffs": th.handoffs,
@@ -174,6 +176,7 @@ def summarize_thread(tid: int, name: str, intervals) -> ThreadLine:
         line.median_run_ms = stats.median(runs)
     if holds:
         line.median_hold_ms = stats.median(holds)
+        line.longest_hold_ms = max(holds)
     if waits:
         line.median_gil_wait_ms = stats.median(waits)
     wakes = _wake_to_run(intervals)
