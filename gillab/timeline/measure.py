@@ -113,25 +113,32 @@ class _Files:
 
 
 def _sample_chunk(files: _Files, live: list[int], period_ns: int, until_ns: int,
-                  deadline: int, streams: dict) -> tuple[int, bool, int]:
-    """Native sampling of ``live`` threads until ``until_ns``; appends to ``streams``."""
+                  deadline: int, chunks: list) -> tuple[int, bool, int]:
+    """Native sampling of ``live`` threads until ``until_ns``. The raw bytes are kept
+    in ``chunks`` and decoded after the run, so the watched program pays for the reads
+    only, not for Python unpacking them."""
     sampler = _sampler()
-    width = 1 + 5 * len(live)
     previous = b"".join(files.tails.get(tid, struct.pack("5q", -1, -1, -1, STATE_RUNNING, 0))
                         for tid in live)
     data, deadline, all_gone, tail = sampler.sample(
         [files.fds[t][0] for t in live], [files.fds[t][1] for t in live],
         period_ns, until_ns, deadline, previous)
-    values = struct.unpack(f"{len(data) // 8}q", data)
-    rounds = len(values) // width
     for i, tid in enumerate(live):
         files.tails[tid] = tail[i * 40:(i + 1) * 40]
-        stream = streams[tid].samples
-        for r in range(rounds):
-            row = r * width
-            k = row + 1 + 5 * i
-            stream.append((values[row],) + values[k:k + 5])
-    return deadline, all_gone, rounds
+    chunks.append((tuple(live), data))
+    return deadline, all_gone, len(data) // 8 // (1 + 5 * len(live))
+
+
+def _decode(chunks: list, streams: dict) -> None:
+    """Raw rounds -> per-thread sample tuples (t, cpu, queue, switch-ins, state, arg0)."""
+    for live, data in chunks:
+        width = 1 + 5 * len(live)
+        values = struct.unpack(f"{len(data) // 8}q", data)
+        for i, tid in enumerate(live):
+            samples = streams[tid].samples
+            for row in range(0, len(values), width):
+                k = row + 1 + 5 * i
+                samples.append((values[row],) + values[k:k + 5])
 
 
 def _cpu_self() -> float:
@@ -177,24 +184,26 @@ def watch_lab_child(argv: list[str], period_ns: int, max_s: float = 60.0) -> Rec
         live = list(files.order)
         streams = {t: ThreadStream(t, ready.get("names", {}).get(str(t), files.names[t]))
                    for t in live}
+        chunks: list = []
         cpu0 = _cpu_self()
         t_start = clock_ns()
         deadline = t_start + period_ns
         deadline, _, rounds = _sample_chunk(files, live, period_ns, t_start + LEAD_IN_NS,
-                                            deadline, streams)
+                                            deadline, chunks)
         proc.stdin.write("go\n")
         proc.stdin.flush()
         stop_at = clock_ns() + int(max_s * 1e9)
         while True:
             until = min(deadline + CHUNK_NS, stop_at)
             deadline, all_gone, n = _sample_chunk(files, live, period_ns, until, deadline,
-                                                  streams)
+                                                  chunks)
             rounds += n
             if all_gone:
                 break
             if clock_ns() >= stop_at:
                 raise UserError(f"the child still ran after {max_s:.0f} s; stopped it")
         sampler_cpu = _cpu_self() - cpu0
+        _decode(chunks, streams)
         truth = _read_json_line(proc, "truth")
         code = proc.wait(timeout=10)
         if code != 0:
@@ -223,6 +232,7 @@ def watch_program(argv: list[str], period_ns: int, max_s: float | None = None) -
     proc = _start(argv, stdin=subprocess.DEVNULL)
     files = _Files(proc.pid)
     streams: dict = {}
+    chunks: list = []
     rounds = 0
     gil = None
     try:
@@ -252,11 +262,12 @@ def watch_program(argv: list[str], period_ns: int, max_s: float | None = None) -
             until = deadline + CHUNK_NS // 5  # short chunks: new threads are seen soon
             if stop_at:
                 until = min(until, stop_at)
-            deadline, _, n = _sample_chunk(files, live, period_ns, until, deadline, streams)
+            deadline, _, n = _sample_chunk(files, live, period_ns, until, deadline, chunks)
             rounds += n
             if stop_at and clock_ns() >= stop_at:
                 break
         sampler_cpu = _cpu_self() - cpu0
+        _decode(chunks, streams)
         code = proc.wait() if stop_at is None else proc.poll()
     finally:
         files.close()
@@ -280,3 +291,46 @@ def lab_child_argv(kernel: str, executor: str, workers: int, seconds: float,
     if convoy:
         argv += ["--convoy"]
     return argv
+
+
+def run_unwatched(argv: list[str]) -> dict:
+    """The same lab child with nobody sampling it: the baseline of the sampler's cost."""
+    proc = _start(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        ready = _read_json_line(proc, "ready")
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        truth = _read_json_line(proc, "truth")
+        proc.wait(timeout=10)
+    finally:
+        _kill(proc)
+    return {**ready, **truth}
+
+
+def sampler_cost(kernel: str, workers: int, seconds: float, pairs: int, period_ns: int,
+                 n: int | None = None) -> dict:
+    """Wall time of the child's work (go to done), watched and not, interleaved
+    ``pairs`` times (the order alternates); medians and the relative slowdown."""
+    from gillab import stats
+
+    argv = lab_child_argv(kernel, "threads", workers, seconds, None, False)
+    if n is None:
+        n = run_unwatched(argv)["n"]
+    argv += ["--n", str(n)]
+    walls = {"watched": [], "unwatched": []}
+    shares = []
+    for i in range(pairs):
+        for mode in (("watched", "unwatched") if i % 2 == 0 else ("unwatched", "watched")):
+            if mode == "watched":
+                rec = watch_lab_child(argv, period_ns)
+                child = rec.child
+                span = (rec.t_end_ns - rec.t_start_ns) / 1e9
+                shares.append(rec.sampler_cpu_s / span)
+            else:
+                child = run_unwatched(argv)
+            walls[mode].append((child["t_done_ns"] - child["t_go_ns"]) / 1e6)
+    watched, unwatched = stats.median(walls["watched"]), stats.median(walls["unwatched"])
+    return {"kernel": kernel, "workers": workers, "n": n, "pairs": pairs,
+            "watched_ms": watched, "unwatched_ms": unwatched,
+            "slowdown": watched / unwatched - 1, "sampler_core_share": stats.median(shares),
+            "watched_all_ms": walls["watched"], "unwatched_all_ms": walls["unwatched"]}

@@ -63,6 +63,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=0.4,
                         help="serial seconds of one task")
+    parser.add_argument("--n", type=int, help="loop length (default: calibrated to --seconds)")
     parser.add_argument("--switch-interval", type=float)
     parser.add_argument("--convoy", action="store_true",
                         help="one CPU thread running KERNEL beside a thread doing 1 ms sleeps")
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
         sys.setswitchinterval(args.switch_interval)
     kernel = kernels.get(args.kernel)
     p = kernels.DEFAULT_P
-    n = calibrate_n(kernel, args.seconds, p)
+    n = args.n or calibrate_n(kernel, args.seconds, p)
 
     results: list = []
     tids: "queue.Queue[int]" = queue.Queue()
