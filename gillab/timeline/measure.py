@@ -247,7 +247,8 @@ def watch_program(argv: list[str], period_ns: int, max_s: float | None = None) -
                 break
             for tid in tids:
                 if tid not in streams and files.add(tid):
-                    streams[tid] = ThreadStream(tid, files.names[tid])
+                    name = "main" if tid == proc.pid else files.names[tid]
+                    streams[tid] = ThreadStream(tid, name)
             if gil is None or gil.start is None and not gil.free_threaded:
                 # The interpreter maps libpython within milliseconds of exec: look again
                 # until it is there (a program that is not Python never has it).

@@ -165,13 +165,19 @@ def format_thread_table(tl: Timeline) -> list[str]:
 
 def reading_line(tl: Timeline) -> str:
     """The one sentence a reader should take away, decided from the figures."""
-    threads = tl.threads
-    if not threads:
+    if not tl.threads:
         return "no thread was seen running"
+    # Threads that mostly waited on a lock or slept (a main thread in join()) are not
+    # part of the contest for the GIL; sleepers are looked at below on their own.
+    threads = [th for th in tl.threads if th.shares[CPU] + th.shares[QUEUED] + th.shares[GIL_WAIT]
+               >= 0.2] or tl.threads
     si_ms = tl.switch_interval * 1e3 if tl.switch_interval else None
+    default_si = ""
+    if si_ms is None and "argv" in tl.scenario:
+        si_ms, default_si = 5.0, ", Python's default"
     gil_share = sum(th.shares[GIL_WAIT] for th in threads) / len(threads)
     queued = sum(th.shares[QUEUED] for th in threads) / len(threads)
-    sleepers = [th for th in threads if th.median_wake_to_run_ms is not None and th.wakeups >= 5
+    sleepers = [th for th in tl.threads if th.median_wake_to_run_ms is not None and th.wakeups >= 5
                 and th.shares[IO] > 0.05]
     note = (f" (the OS also queued the threads {queued:.0%} of the time: the machine is busy)"
             if queued > 0.1 else "")
@@ -198,10 +204,14 @@ def reading_line(tl: Timeline) -> str:
         hold = stats.median(holds)
         if si_ms and abs(hold - si_ms) <= 0.35 * si_ms:
             return (f"the {len(threads)} threads took turns every {hold:.1f} ms: "
-                    f"the switch interval ({si_ms:g} ms){note}")
-        if si_ms and hold > 3 * si_ms:
+                    f"the switch interval ({si_ms:g} ms{default_si}){note}")
+        if si_ms and hold > 3 * si_ms and (queued < 0.1 or hold > 10 * si_ms):
             return (f"the {len(threads)} threads took turns every {hold:.0f} ms, far past the "
-                    f"{si_ms:g} ms switch interval: each held the GIL for a whole C call{note}")
+                    f"{si_ms:g} ms switch interval{default_si}: each held the GIL for a whole "
+                    f"C call{note}")
+        if si_ms and queued >= 0.1 and hold > si_ms:
+            return (f"the {len(threads)} threads took turns every {hold:.1f} ms: the switch "
+                    f"interval ({si_ms:g} ms{default_si}) stretched by the OS queue{note}")
         return f"the {len(threads)} threads took turns holding the GIL every {hold:.1f} ms{note}"
     if len(threads) == 1:
         return f"one thread, on CPU {threads[0].shares[CPU]:.0%} of the time{note}"
