@@ -15,7 +15,7 @@ TIMELINE_EXECUTORS = ["threads", "thread_pool", "serial"]
 #: More rows than this do not fit a terminal, and the sampler's cost grows per thread.
 MAX_WORKERS = 16
 #: A run shorter than this shows nothing worth a picture (a program that exits at once).
-MIN_RUN_NS = 20_000_000
+MIN_RUN_NS = 50_000_000
 
 
 def add_parser(sub) -> argparse.ArgumentParser:

@@ -35,13 +35,14 @@ def choose_window(tl: Timeline, columns: int, start_ms: float | None = None,
     not the steady state), as many as the terminal fits."""
     wall = tl.t1_ns - tl.t0_ns
     if length_ms is not None:
-        bucket = max(tl.period_ns * 2, int(length_ms * 1e6 / columns))
+        bucket = int(length_ms * 1e6 / columns)
     else:
         runs = [th.median_hold_ms for th in tl.threads if th.median_hold_ms]
         typical = max(runs) if runs else 1.0
-        bucket = max(tl.period_ns * 2, 1_000_000)
+        bucket = 1_000_000
         if typical > 20:  # long holds: show a few of them, not one
-            bucket = int(typical * 1e6 * 3 / columns)
+            bucket = _nice(int(typical * 1e6 * 3 / columns))
+    bucket = max(bucket, tl.period_ns * 2)
     buckets = max(1, min(columns, wall // bucket))
     if start_ms is not None:
         start = tl.t0_ns + int(start_ms * 1e6)
@@ -49,6 +50,16 @@ def choose_window(tl: Timeline, columns: int, start_ms: float | None = None,
         spare = wall - buckets * bucket
         start = tl.t0_ns + min(spare, max(0, int(wall * 0.1)))
     return Window(start, bucket, buckets)
+
+
+def _nice(ns: int) -> int:
+    """Round a bucket up to 1, 2 or 5 times a power of ten (in ns)."""
+    step = 1
+    while True:
+        for m in (1, 2, 5):
+            if m * step >= ns:
+                return m * step
+        step *= 10
 
 
 def bucket_states(intervals, window: Window) -> list[str | None]:
