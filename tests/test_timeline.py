@@ -233,6 +233,10 @@ class TestSummary:
         assert tl.together_on_cpu == 0
         assert "took turns every 5.0 ms: the switch interval" in reading_line(tl)
 
+    def test_a_preemption_of_microseconds_does_not_break_a_run(self):
+        ivs = [iv(0, 2, CPU), iv(2, 2.03, QUEUED), iv(2.03, 5, CPU), iv(5, 10, GIL_WAIT)]
+        assert summarize_thread(1, "a", ivs).median_run_ms == 5.0
+
     def test_queueing_does_not_break_a_hold(self):
         ivs = [iv(0, 2, CPU), iv(2, 3, QUEUED), iv(3, 5, CPU), iv(5, 10, GIL_WAIT)]
         line = summarize_thread(1, "a", ivs)

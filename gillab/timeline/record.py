@@ -154,6 +154,26 @@ def _spans(intervals) -> list[tuple[str, list]]:
     return out
 
 
+#: Gaps in a run shorter than this are not counted as breaking it: on a busy core the
+#: sampler itself preempts the thread for some microseconds at each sample.
+RUN_GAP_NS = 100_000
+
+
+def _runs(cpu_pieces) -> list[float]:
+    """Uninterrupted on-CPU runs (ms) of one runnable stretch."""
+    out, start, end = [], None, None
+    for v in cpu_pieces:
+        if start is not None and v.start_ns - end < RUN_GAP_NS:
+            end = v.end_ns
+            continue
+        if start is not None:
+            out.append((end - start) / 1e6)
+        start, end = v.start_ns, v.end_ns
+    if start is not None:
+        out.append((end - start) / 1e6)
+    return out
+
+
 def summarize_thread(tid: int, name: str, intervals) -> ThreadLine:
     """Shares, runs, holds, GIL waits, hand-offs and wake-to-run of one thread."""
     line = ThreadLine(tid, name, list(intervals))
@@ -167,7 +187,7 @@ def summarize_thread(tid: int, name: str, intervals) -> ThreadLine:
             waits.append((ivs[-1].end_ns - ivs[0].start_ns) / 1e6)
         elif kind == "run":
             cpu = [v for v in ivs if v.state == CPU]
-            runs += [(v.end_ns - v.start_ns) / 1e6 for v in cpu]
+            runs += _runs(cpu)
             if cpu:
                 holds.append((cpu[-1].end_ns - cpu[0].start_ns) / 1e6)
                 line.handoffs += i > 0 and spans[i - 1][0] == GIL_WAIT
