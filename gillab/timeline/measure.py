@@ -278,7 +278,7 @@ def watch_program(argv: list[str], period_ns: int, max_s: float | None = None) -
     starts = [s.samples[0][0] for s in streams.values() if s.samples]
     ends = [s.samples[-1][0] for s in streams.values() if s.samples]
     if not starts:
-        raise UserError(f"{argv[0]} exited (code {code}) before any sample was taken")
+        raise UserError(f"{argv[0]} exited at once (code {code}), before any sample was taken")
     return Recording(proc.pid, period_ns, streams, gil, min(starts), min(starts), max(ends),
                      {}, code, sampler_cpu, rounds)
 
