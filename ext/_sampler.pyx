@@ -14,7 +14,7 @@ values below; arg0 is that syscall's first argument (a futex's address).
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free, strtoll, strtoull
-from libc.string cimport memcpy
+from libc.string cimport memcpy, strstr
 
 cdef extern from "<time.h>" nogil:
     ctypedef long time_t
@@ -42,11 +42,17 @@ cdef enum:
     RUNNING = -100
     #: the thread is gone (exited) or its file could not be read
     GONE = -200
+    #: wchan mode (no permission for the syscall file): blocked in a futex, which
+    #: may be the GIL or any other lock; or blocked in something else
+    WCHAN_FUTEX = -10
+    WCHAN_OTHER = -11
 
 RECORD_HEAD = HEAD
 RECORD_PER_THREAD = PER_THREAD
 STATE_RUNNING = RUNNING
 STATE_GONE = GONE
+STATE_WCHAN_FUTEX = WCHAN_FUTEX
+STATE_WCHAN_OTHER = WCHAN_OTHER
 
 
 cdef inline int64_t now_ns() noexcept nogil:
@@ -68,13 +74,25 @@ cdef int read_schedstat(int fd, char *buf, int64_t *out) noexcept nogil:
     return 1
 
 
-cdef int read_syscall(int fd, char *buf, int64_t *state, int64_t *arg0) noexcept nogil:
-    """'running', or 'NR ARG0 ... SP PC', or '-1 SP PC' (blocked outside a syscall)."""
+cdef int read_syscall(int fd, char *buf, int64_t *state, int64_t *arg0,
+                      int wchan) noexcept nogil:
+    """'running', or 'NR ARG0 ... SP PC', or '-1 SP PC' (blocked outside a syscall).
+    With ``wchan``, the file is wchan instead: '0' when runnable, else a kernel
+    function's name, of which only 'futex' is told apart."""
     cdef ssize_t got = pread(fd, buf, 255, 0)
     cdef char *end
     if got <= 0:
         return 0
     buf[got] = 0
+    if wchan:
+        arg0[0] = 0
+        if got == 1 and buf[0] == b'0':
+            state[0] = RUNNING
+        elif strstr(buf, "futex") != NULL:
+            state[0] = WCHAN_FUTEX
+        else:
+            state[0] = WCHAN_OTHER
+        return 1
     if buf[0] == b'r':
         state[0] = RUNNING
         arg0[0] = 0
@@ -85,12 +103,13 @@ cdef int read_syscall(int fd, char *buf, int64_t *state, int64_t *arg0) noexcept
 
 
 def sample(schedstat_fds, syscall_fds, long long period_ns, long long until_ns,
-           long long first_deadline_ns, previous=None):
+           long long first_deadline_ns, previous=None, bint wchan=False):
     """Sample every thread each period until ``until_ns`` (CLOCK_MONOTONIC) or until
     every thread is gone. Returns (bytes of int64 rounds, next deadline, all_gone).
 
     ``previous`` is the last round's per-thread values (a bytes of 5*n int64, or
-    None), so the skip-unchanged rule holds across calls.
+    None), so the skip-unchanged rule holds across calls. ``wchan``: the second fd of
+    each thread is its wchan file (the fallback without permission for syscall).
     """
     cdef int n = len(schedstat_fds)
     if n != len(syscall_fds) or n == 0:
@@ -149,9 +168,10 @@ def sample(schedstat_fds, syscall_fds, long long period_ns, long long until_ns,
                     slot[3] = GONE; slot[4] = 0
                 else:
                     changed = slot[0] != was[0] or slot[1] != was[1] or slot[2] != was[2]
-                    if not changed and was[3] >= -1:
+                    if not changed and (was[3] >= -1 or was[3] == WCHAN_FUTEX
+                                        or was[3] == WCHAN_OTHER):
                         slot[3] = was[3]; slot[4] = was[4]   # still blocked, same call
-                    elif not read_syscall(fd_call[i], buf, &slot[3], &slot[4]):
+                    elif not read_syscall(fd_call[i], buf, &slot[3], &slot[4], wchan):
                         slot[3] = GONE; slot[4] = 0
                     elif slot[3] != RUNNING and changed:
                         # It blocked since the counters were read: read them again, now

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from gillab.timeline.gilmap import (CPU, GIL_WAIT, IO, LOCK_WAIT, QUEUED, SHORT, GilMap,
-                                    find_gil, parse_maps)
+from gillab.timeline.gilmap import (CPU, FUTEX, GIL_WAIT, IO, LOCK_WAIT, QUEUED, SHORT,
+                                    WCHAN_FUTEX, WCHAN_OTHER, GilMap, find_gil, parse_maps)
 from gillab.timeline.rebuild import RUNNING, Interval, place_queue, rebuild
 from gillab.timeline.record import (Timeline, clip, summarize_thread, together,
                                     truth_summary)
@@ -22,12 +22,12 @@ from tests.conftest import run_gillab
 
 MS = 1_000_000
 PERIOD = MS // 2
-FUTEX = 202
+FUTEX_NR = 202
 NANOSLEEP = 230
 RUNTIME = 0x7F00_0000_1000
 GIL_ADDR = RUNTIME + 0x1B0
 LOCK_ADDR = 0x5555_0000_2000
-GIL = GilMap(RUNTIME, RUNTIME + 0x28000, "test", futex_nr=FUTEX)
+GIL = GilMap(RUNTIME, RUNTIME + 0x28000, "test", futex_nr=FUTEX_NR)
 
 
 def stream(states, cpu_at=None, queue_at=None, switches_at=None, period=PERIOD):
@@ -38,7 +38,7 @@ def stream(states, cpu_at=None, queue_at=None, switches_at=None, period=PERIOD):
         if state == RUNNING:
             nr, arg = RUNNING, 0
         else:
-            nr, arg = {"gil": (FUTEX, GIL_ADDR), "lock": (FUTEX, LOCK_ADDR),
+            nr, arg = {"gil": (FUTEX_NR, GIL_ADDR), "lock": (FUTEX_NR, LOCK_ADDR),
                        "sleep": (NANOSLEEP, 0)}[state]
         out.append((i * period, cpu_at(i), queue_at(i) if queue_at else 0,
                     switches_at(i) if switches_at else 0, nr, arg))
@@ -182,6 +182,10 @@ class TestGilMap:
         gil = find_gil(MAPS, self.symbols({"/opt/py/lib/libpython3.11.so.1.0": (0x34E540, 8, 0)}),
                        machine="aarch64")
         assert gil.classify(98, gil.start) == GIL_WAIT and gil.classify(202, gil.start) == IO
+
+    def test_wchan_fallback_cannot_tell_the_gil_from_a_lock(self):
+        assert GIL.classify(WCHAN_FUTEX, 0) == FUTEX
+        assert GIL.classify(WCHAN_OTHER, 0) == IO
 
     def test_parse_maps_keeps_file_backed_lines(self):
         paths = {m.path for m in parse_maps(MAPS)}
@@ -354,6 +358,7 @@ class TestBadInput:
     @pytest.mark.parametrize("args", [
         ["--window", "abc"], ["-w", "0"], ["-w", "100"], ["--"], ["--period-ms", "0.01"],
         ["--json", "/no/such/dir/t.json"], ["--convoy", "py", "--", "python", "-c", "pass"],
+        ["--wchan"], ["--pid", "1", "--", "python"], ["--pid", "x"],
     ])
     def test_usage_errors_exit_2_before_running(self, args):
         result = run_gillab("timeline", *args, timeout=30)
@@ -369,6 +374,10 @@ class TestBadInput:
         result = run_gillab("timeline", "-q", "--", *program, timeout=60)
         assert result.returncode == 1, (result.stdout, result.stderr)
         assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+    def test_attaching_to_no_process(self):
+        result = run_gillab("timeline", "-q", "--pid", "999999999", timeout=30)
+        assert result.returncode == 1 and "no process 999999999" in result.stderr
 
     def test_non_linux_is_one_line(self, monkeypatch):
         from gillab.__main__ import create_parser
@@ -401,6 +410,31 @@ class TestProgramRuns:
         assert sum(th["shares"]["gil_wait"] for th in data["threads"]) > 0.2
         assert "reading:" in result.stdout
         json.loads((tmp_path / "t.trace").read_text())
+
+    @pytest.mark.parametrize("wchan", [False, True])
+    def test_attach_to_a_running_process(self, tmp_path, wchan):
+        script = tmp_path / "spin.py"
+        script.write_text("import threading, time\n"
+                          "def f():\n    t = time.time()\n    while time.time() - t < 4: pass\n"
+                          "ts = [threading.Thread(target=f) for _ in range(2)]\n"
+                          "[t.start() for t in ts]; [t.join() for t in ts]\n")
+        target = subprocess.Popen([sys.executable, str(script)])
+        try:
+            time.sleep(0.5)
+            out = tmp_path / "t.json"
+            result = run_gillab("timeline", "-q", "--pid", str(target.pid), "--max-seconds",
+                                "0.5", "--json", str(out), *(["--wchan"] if wchan else []))
+            assert result.returncode == 0, result.stderr
+            assert target.poll() is None  # attached, not taken over: it is left running
+            data = json.loads(out.read_text())
+            assert len(data["threads"]) == 3 and data["wchan_only"] == wchan
+            waited = sum(th["shares"]["futex" if wchan else "gil_wait"] for th in data["threads"])
+            assert waited > 0.3
+            if wchan:
+                assert "cannot tell" in result.stdout and "GIL wait" not in result.stdout
+        finally:
+            target.kill()
+            target.wait()
 
     def test_window_outside_the_run(self):
         result = run_gillab("timeline", "-q", "--seconds", "0.05", "--window", "99999")

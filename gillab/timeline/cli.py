@@ -16,6 +16,8 @@ TIMELINE_EXECUTORS = ["threads", "thread_pool", "serial"]
 MAX_WORKERS = 16
 #: A run shorter than this shows nothing worth a picture (a program that exits at once).
 MIN_RUN_NS = 50_000_000
+#: How long --pid watches by default.
+PID_SECONDS = 2.0
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -46,7 +48,15 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="the slice to draw, in ms from the start of the work "
                         "(default: a little after the start, as much as the terminal fits)")
     p.add_argument("--max-seconds", type=_positive_float, metavar="S",
-                   help="stop watching a program after S seconds (it is then stopped)")
+                   help="stop watching a program after S seconds (it is then stopped); "
+                        f"with --pid, watch this long (default {PID_SECONDS:g})")
+    p.add_argument("--pid", type=_positive_int, metavar="PID",
+                   help="attach to a running process gillab did not start (it is left "
+                        "running); without permission for its syscall files, falls back "
+                        "to wchan and says what it cannot tell apart")
+    p.add_argument("--wchan", action="store_true",
+                   help="with --pid: read wchan even when syscall is readable (to see "
+                        "what the fallback shows)")
     p.add_argument("--json", metavar="PATH",
                    help="also write intervals and figures as JSON (schema gillab/timeline/1)")
     p.add_argument("--trace", metavar="PATH",
@@ -68,7 +78,12 @@ def cmd_timeline(args) -> list[str]:
     from gillab.timeline import measure, record, report
 
     period_ns = int(args.period_ms * 1e6)
-    if program:
+    if args.pid:
+        _progress(args, f"attached to process {args.pid} ...")
+        rec = measure.watch_pid(args.pid, period_ns, args.max_seconds or PID_SECONDS,
+                                args.wchan)
+        scenario = {"pid": args.pid, "comm": _comm(args.pid)}
+    elif program:
         _progress(args, f"watching {' '.join(program)} ...")
         rec = measure.watch_program(program, period_ns, args.max_seconds)
         scenario = {"argv": program}
@@ -120,6 +135,11 @@ def _check(args, program: list[str]) -> None:
         raise UsageError("nothing after --: give the program to watch, like -- python app.py")
     if program and args.convoy:
         raise UsageError("--convoy is a lab cell: drop it, or drop the program after --")
+    if args.pid and (program or args.convoy):
+        raise UsageError("--pid watches a running process: drop the program after -- "
+                         "or --convoy")
+    if args.wchan and not args.pid:
+        raise UsageError("--wchan is the fallback for --pid; a child is always read in full")
     if args.workers > MAX_WORKERS:
         raise UsageError(f"-w {args.workers}: at most {MAX_WORKERS} threads fit the picture")
     if args.period_ms < 0.1:
@@ -132,6 +152,14 @@ def _check(args, program: list[str]) -> None:
             import matplotlib  # noqa: F401
         except ImportError:
             raise UsageError("--png needs matplotlib: pip install 'gillab[plot]'") from None
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
 
 
 def _progress(args, text: str) -> None:

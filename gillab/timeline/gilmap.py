@@ -9,6 +9,7 @@ defines it: never a hard-coded offset. A free-threaded build has no GIL to wait 
 """
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import re
@@ -21,9 +22,13 @@ FUTEX_NR = {"x86_64": 202, "aarch64": 98, "arm64": 98, "i686": 240, "armv7l": 24
 #: futex_waitv(2) (Linux 5.16+), the same number on every architecture above.
 FUTEX_WAITV_NR = 449
 
-#: The five states of the picture, plus a block too short for any sample to see.
+#: The five states of the picture, plus a block too short for any sample to see, and
+#: a futex wait that cannot be told apart (GIL or another lock: read from wchan).
 CPU, GIL_WAIT, LOCK_WAIT, QUEUED, IO, SHORT = "cpu", "gil_wait", "lock_wait", "queued", "io", "short"
-STATES = (CPU, GIL_WAIT, LOCK_WAIT, QUEUED, IO, SHORT)
+FUTEX = "futex"
+STATES = (CPU, GIL_WAIT, LOCK_WAIT, QUEUED, IO, SHORT, FUTEX)
+#: The sampler's states in wchan mode (see ext/_sampler.pyx).
+WCHAN_FUTEX, WCHAN_OTHER = -10, -11
 
 _FREE_THREADED_NAME = re.compile(r"python3\.\d+t(?:[-.]|$)")
 
@@ -40,6 +45,8 @@ class GilMap:
 
     def classify(self, state: int, arg0: int) -> str:
         """A blocked thread's state: GIL wait, another lock, or IO/sleep."""
+        if state == WCHAN_FUTEX:
+            return FUTEX
         if state in (self.futex_nr, FUTEX_WAITV_NR):
             if self.start is not None and self.start <= arg0 < self.end:
                 return GIL_WAIT
@@ -78,7 +85,14 @@ def candidate_files(maps: list[Mapping]) -> list[str]:
 
 
 def elf_symbol(path: str, name: str = "_PyRuntime") -> tuple[int, int, int] | None:
-    """(symbol value, size, first PT_LOAD vaddr) from PATH's .symtab or .dynsym."""
+    """(symbol value, size, first PT_LOAD vaddr) from PATH's .dynsym or .symtab.
+    Remembered per file and modification time: reading a symbol table takes ~0.2 s."""
+    stat = os.stat(path)
+    return _elf_symbol(path, name, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _elf_symbol(path: str, name: str, mtime_ns: int, size: int):
     from elftools.elf.elffile import ELFFile
 
     with open(path, "rb") as f:

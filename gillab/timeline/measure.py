@@ -66,13 +66,16 @@ class Recording:
     exit_code: int | None
     sampler_cpu_s: float     # CPU time this process spent sampling
     rounds: int
+    wchan: bool = False      # read wchan, not syscall: futex waits are not told apart
+    attached_note: str = ""  # what attaching to a process that is not a child loses
 
 
 class _Files:
     """Kept-open schedstat and syscall files of the threads being watched."""
 
-    def __init__(self, pid: int):
+    def __init__(self, pid: int, wchan: bool = False):
         self.pid = pid
+        self.wchan = wchan
         self.order: list[int] = []
         self.fds: dict[int, tuple[int, int]] = {}
         self.tails: dict[int, bytes] = {}
@@ -87,7 +90,7 @@ class _Files:
         except OSError:
             return False  # the thread ended before it was seen
         try:
-            call = os.open(f"{base}/syscall", os.O_RDONLY)
+            call = os.open(f"{base}/{'wchan' if self.wchan else 'syscall'}", os.O_RDONLY)
         except PermissionError:
             os.close(stat)
             raise UserError(f"cannot read /proc/{self.pid}/task/{tid}/syscall: not "
@@ -122,7 +125,7 @@ def _sample_chunk(files: _Files, live: list[int], period_ns: int, until_ns: int,
                         for tid in live)
     data, deadline, all_gone, tail = sampler.sample(
         [files.fds[t][0] for t in live], [files.fds[t][1] for t in live],
-        period_ns, until_ns, deadline, previous)
+        period_ns, until_ns, deadline, previous, files.wchan)
     for i, tid in enumerate(live):
         files.tails[tid] = tail[i * 40:(i + 1) * 40]
     chunks.append((tuple(live), data))
@@ -227,10 +230,59 @@ def _read_json_line(proc: subprocess.Popen, what: str) -> dict:
         raise UserError(f"the child workload's {what} report was not JSON: {line[:80]!r}") from None
 
 
+def syscall_readable(pid: int) -> bool:
+    """May this process read PID's syscall file (the ptrace ATTACH rules, Yama)?"""
+    try:
+        with open(f"/proc/{pid}/syscall", "rb") as f:
+            f.read()
+        return True
+    except PermissionError:
+        return False
+
+
+def watch_pid(pid: int, period_ns: int, max_s: float, force_wchan: bool = False) -> Recording:
+    """Watch a process gillab did not start, for ``max_s`` or until it exits. Without
+    permission for its syscall files, fall back to wchan (futex or not, no address)."""
+    if not os.path.isdir(f"/proc/{pid}/task"):
+        raise UserError(f"no process {pid}")
+    try:
+        with open(f"/proc/{pid}/task/{pid}/schedstat") as f:
+            f.read()
+    except PermissionError:
+        raise UserError(f"cannot read /proc/{pid}/schedstat: not permitted") from None
+    wchan = force_wchan or not syscall_readable(pid)
+    note = ("attached to a process gillab did not start, without its syscall files "
+            "(ptrace rules): a futex wait 'f' may be the GIL or another lock; on CPU, "
+            "queued and IO/sleep are still told apart" if wchan else
+            "attached to a process gillab did not start (its syscall files are readable "
+            "here: same user, no Yama restriction)")
+    rec = _watch_tasks(pid, None, period_ns, max_s, wchan)
+    rec.attached_note = note
+    return rec
+
+
 def watch_program(argv: list[str], period_ns: int, max_s: float | None = None) -> Recording:
     """Start any program as gillab's child and watch every thread it has until it exits."""
     proc = _start(argv, stdin=subprocess.DEVNULL)
-    files = _Files(proc.pid)
+    return _watch_tasks(proc.pid, proc, period_ns, max_s, False, argv[0])
+
+
+class _Gone:
+    """Stands in for a Popen when the watched process is not gillab's child."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+
+    def poll(self):
+        return None if os.path.isdir(f"/proc/{self.pid}/task") else 0
+
+
+def _watch_tasks(pid: int, proc, period_ns: int, max_s: float | None, wchan: bool,
+                 label: str = "") -> Recording:
+    """Follow every thread of PID (new ones each chunk) until it exits or max_s."""
+    child = proc is not None
+    proc = proc or _Gone(pid)
+    files = _Files(proc.pid, wchan)
     streams: dict = {}
     chunks: list = []
     rounds = 0
@@ -239,7 +291,7 @@ def watch_program(argv: list[str], period_ns: int, max_s: float | None = None) -
         cpu0 = _cpu_self()
         t_start = clock_ns()
         deadline = t_start + period_ns
-        stop_at = t_start + int(max_s * 1e9) if max_s else None
+        stop_at = None  # counted from the first sample: the set-up can take a while
         while proc.poll() is None:
             try:
                 tids = sorted(int(t) for t in os.listdir(f"/proc/{proc.pid}/task"))
@@ -260,6 +312,10 @@ def watch_program(argv: list[str], period_ns: int, max_s: float | None = None) -
                     struct.pack("q", STATE_GONE)]
             if not live:
                 break
+            # Never sample late deadlines (the set-up above may have taken a while).
+            deadline = max(deadline, clock_ns() + period_ns)
+            if max_s and stop_at is None:
+                stop_at = deadline + int(max_s * 1e9)
             until = deadline + CHUNK_NS // 5  # short chunks: new threads are seen soon
             if stop_at:
                 until = min(until, stop_at)
@@ -269,18 +325,23 @@ def watch_program(argv: list[str], period_ns: int, max_s: float | None = None) -
                 break
         sampler_cpu = _cpu_self() - cpu0
         _decode(chunks, streams)
-        code = proc.wait() if stop_at is None else proc.poll()
+        if child:
+            code = proc.wait() if stop_at is None else proc.poll()
+        else:
+            code = None
     finally:
         files.close()
-        _kill(proc)
+        if child:
+            _kill(proc)
     if gil is None:
         gil = GilMap(None, None, "the program ended before its memory map could be read")
     starts = [s.samples[0][0] for s in streams.values() if s.samples]
     ends = [s.samples[-1][0] for s in streams.values() if s.samples]
     if not starts:
-        raise UserError(f"{argv[0]} exited at once (code {code}), before any sample was taken")
+        raise UserError(f"{label or pid} exited at once (code {code}), before any sample "
+                        "was taken")
     return Recording(proc.pid, period_ns, streams, gil, min(starts), min(starts), max(ends),
-                     {}, code, sampler_cpu, rounds)
+                     {}, code, sampler_cpu, rounds, wchan)
 
 
 def lab_child_argv(kernel: str, executor: str, workers: int, seconds: float,

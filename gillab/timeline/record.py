@@ -7,12 +7,12 @@ import sys
 from dataclasses import dataclass, field
 
 from gillab import stats
-from gillab.timeline.gilmap import CPU, GIL_WAIT, IO, LOCK_WAIT, QUEUED, SHORT, STATES
+from gillab.timeline.gilmap import CPU, FUTEX, GIL_WAIT, IO, LOCK_WAIT, QUEUED, SHORT
 from gillab.timeline.rebuild import Interval, rebuild
 
 SCHEMA = "gillab/timeline/1"
 #: The five shares the issue names, plus the blocks no sample saw.
-SHARE_KEYS = (CPU, GIL_WAIT, LOCK_WAIT, QUEUED, IO, SHORT)
+SHARE_KEYS = (CPU, GIL_WAIT, LOCK_WAIT, QUEUED, IO, SHORT, FUTEX)
 
 
 @dataclass
@@ -46,6 +46,8 @@ class Timeline:
     truth: dict                # the lab child's own figures ({} for a program)
     sampler: dict              # rounds, achieved period, sampler CPU share
     env: dict = field(default_factory=dict)
+    wchan: bool = False        # attached without the syscall file: GIL and locks look alike
+    attached_note: str = ""    # what an attached (not child) run cannot tell apart
 
     @property
     def wall_ms(self) -> float:
@@ -63,6 +65,7 @@ class Timeline:
             "together_on_cpu": round(self.together_on_cpu, 4),
             "gil": self.gil_note,
             "free_threaded": self.free_threaded,
+            "wchan_only": self.wchan,
             "sampler": self.sampler,
             "truth": self.truth,
             "threads": [{
@@ -101,7 +104,8 @@ class Timeline:
 
 
 TRACE_NAMES = {CPU: "on CPU", GIL_WAIT: "GIL wait", LOCK_WAIT: "lock wait",
-               QUEUED: "queued by the OS", IO: "IO / sleep", SHORT: "short block"}
+               QUEUED: "queued by the OS", IO: "IO / sleep", SHORT: "short block",
+               FUTEX: "futex wait (GIL or lock)"}
 
 
 def _r(value):
@@ -268,7 +272,8 @@ def build(recording, scenario: dict) -> Timeline:
         free_threaded=recording.gil.free_threaded or child.get("gil_enabled") is False,
         scenario=scenario, truth=truth_summary(child), sampler=sampler,
         env={"python": child.get("python") or platform.python_version(),
-             "platform": sys.platform, "machine": platform.machine()})
+             "platform": sys.platform, "machine": platform.machine()},
+        wchan=recording.wchan, attached_note=recording.attached_note)
 
 
 def truth_summary(child: dict) -> dict:

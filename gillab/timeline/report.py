@@ -2,19 +2,19 @@
 and the PNG. Never measures."""
 from __future__ import annotations
 
-from gillab.timeline.gilmap import CPU, GIL_WAIT, IO, LOCK_WAIT, QUEUED, SHORT
+from gillab.timeline.gilmap import CPU, FUTEX, GIL_WAIT, IO, LOCK_WAIT, QUEUED, SHORT
 from gillab.timeline.record import Timeline
 
 #: One character per state: plain when piped, coloured on a terminal.
-CHARS = {CPU: "#", GIL_WAIT: ".", LOCK_WAIT: "L", QUEUED: "q", IO: "_", SHORT: ","}
+CHARS = {CPU: "#", GIL_WAIT: ".", LOCK_WAIT: "L", QUEUED: "q", IO: "_", SHORT: ",", FUTEX: "f"}
 STYLES = {CPU: "bold green", GIL_WAIT: "red", LOCK_WAIT: "magenta", QUEUED: "yellow",
-          IO: "blue", SHORT: "dim"}
+          IO: "blue", SHORT: "dim", FUTEX: "bright_red"}
 LEGEND = {CPU: "on CPU", GIL_WAIT: "waiting for the GIL", LOCK_WAIT: "waiting for another lock",
           QUEUED: "runnable, queued by the OS", IO: "IO or sleep",
-          SHORT: "a block shorter than a sample"}
+          SHORT: "a block shorter than a sample", FUTEX: "a futex: the GIL or another lock"}
 #: PNG colours, the same meaning as the terminal's.
 COLOURS = {CPU: "#2ca02c", GIL_WAIT: "#d62728", LOCK_WAIT: "#9467bd", QUEUED: "#ffbf00",
-           IO: "#1f77b4", SHORT: "#bbbbbb"}
+           IO: "#1f77b4", SHORT: "#bbbbbb", FUTEX: "#ff7f0e"}
 
 
 class Window:
@@ -114,11 +114,14 @@ def format_timeline(tl: Timeline, window: Window, colour: bool = False,
             f"{len(tl.threads)} thread(s), {tl.wall_ms:.0f} ms; showing {start_ms:.0f}-{end_ms:.0f} ms, "
             f"1 cell = {window.bucket_ns / 1e6:g} ms, sampled every {tl.period_ns / 1e6:g} ms "
             f"(achieved {tl.sampler.get('achieved_period_ms', 0):.2f})"]
+    if tl.attached_note:
+        head.append(tl.attached_note)
     if tl.free_threaded:
         head.append("free-threaded build: there is no GIL to wait for; waits are locks or IO")
-    elif tl.gil_note and not tl.gil_note.startswith("_PyRuntime"):
+    elif tl.gil_note and not tl.gil_note.startswith("_PyRuntime") and not tl.wchan:
         head.append(f"GIL not located ({tl.gil_note}): futex waits all show as lock waits")
-    legend = "  ".join(f"{CHARS[s]} {LEGEND[s]}" for s in (CPU, GIL_WAIT, LOCK_WAIT, QUEUED, IO, SHORT))
+    shown = _legend_states(tl)
+    legend = "  ".join(f"{CHARS[s]} {LEGEND[s]}" for s in shown)
     rows = picture_rows(tl, window, colour)
     table = format_thread_table(tl)
     reading = ["", "reading: " + reading_line(tl)]
@@ -136,7 +139,7 @@ def format_timeline(tl: Timeline, window: Window, colour: bool = False,
         for th, cells in rows:
             console.print(Text(_label(th, label_width) + "|") + cells + Text("|"))
         legend_text = Text("\nlegend: ")
-        for s in (CPU, GIL_WAIT, LOCK_WAIT, QUEUED, IO, SHORT):
+        for s in shown:
             legend_text.append(CHARS[s], style=STYLES[s])
             legend_text.append(f" {LEGEND[s]}  ")
         console.print(legend_text)
@@ -146,10 +149,18 @@ def format_timeline(tl: Timeline, window: Window, colour: bool = False,
     return capture.get().rstrip("\n").split("\n")
 
 
+def _legend_states(tl: Timeline) -> tuple:
+    if tl.wchan:
+        return (CPU, FUTEX, QUEUED, IO, SHORT)
+    return (CPU, GIL_WAIT, LOCK_WAIT, QUEUED, IO, SHORT)
+
+
 def scenario_text(tl: Timeline) -> str:
     sc = tl.scenario
     if "argv" in sc:
         return " ".join(sc["argv"])
+    if "pid" in sc:
+        return f"process {sc['pid']} ({sc.get('comm', '?')}), attached"
     si = f", switch interval {tl.switch_interval * 1e3:g} ms" if tl.switch_interval else ""
     if sc.get("executor") == "convoy":
         return f"convoy: a thread doing 1 ms sleeps beside a {sc['kernel']} thread{si}"
@@ -161,12 +172,17 @@ def _ms(value) -> str:
 
 
 def format_thread_table(tl: Timeline) -> list[str]:
-    lines = ["thread              cpu  GIL wait  lock  queued   IO  | median run  hold  "
-             "GIL wait  wake->run | hand-offs"]
+    if tl.wchan:
+        head = "thread              cpu     futex  lock"
+    else:
+        head = "thread              cpu  GIL wait  lock"
+    lines = [head + "  queued   IO  | median run  hold  " + ("    wait" if tl.wchan else "GIL wait")
+             + "  wake->run | hand-offs"]
     for th in tl.threads:
         s = th.shares
+        waited = s[FUTEX] if tl.wchan else s[GIL_WAIT]
         lines.append(
-            f"{_label(th, 18)}{s['cpu']:4.0%}  {s['gil_wait']:7.0%}  {s['lock_wait']:4.0%}  "
+            f"{_label(th, 18)}{s['cpu']:4.0%}  {waited:7.0%}  {s['lock_wait']:4.0%}  "
             f"{s['queued']:6.0%}  {s['io']:3.0%}  | {_ms(th.median_run_ms):>7} ms "
             f"{_ms(th.median_hold_ms):>5}  {_ms(th.median_gil_wait_ms):>8}  "
             f"{_ms(th.median_wake_to_run_ms):>9} | {th.handoffs:>9}")
@@ -184,7 +200,7 @@ def reading_line(tl: Timeline) -> str:
                >= 0.2] or tl.threads
     si_ms = tl.switch_interval * 1e3 if tl.switch_interval else None
     default_si = ""
-    if si_ms is None and "argv" in tl.scenario:
+    if si_ms is None and ("argv" in tl.scenario or "pid" in tl.scenario):
         si_ms, default_si = 5.0, ", Python's default"
     gil_share = sum(th.shares[GIL_WAIT] for th in threads) / len(threads)
     queued = sum(th.shares[QUEUED] for th in threads) / len(threads)
@@ -192,6 +208,11 @@ def reading_line(tl: Timeline) -> str:
                 and th.shares[IO] > 0.05]
     note = (f" (the OS also queued the threads {queued:.0%} of the time: the machine is busy)"
             if queued > 0.1 else "")
+    if tl.wchan:
+        futex = sum(th.shares[FUTEX] for th in threads) / len(threads)
+        return (f"the threads waited on a futex {futex:.0%} of the time, the GIL or another "
+                f"lock: without the syscall files gillab cannot tell which (start the program "
+                f"with gillab timeline -- to see){note}")
     if tl.free_threaded:
         return (f"free-threaded build: no GIL; threads on CPUs together "
                 f"{tl.together_on_cpu:.0%} of the time{note}")
