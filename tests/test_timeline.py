@@ -502,8 +502,8 @@ class TestIssueBars:
     def test_py_two_threads_take_turns_at_the_switch_interval(self):
         def check(tl):
             for th in tl.threads:
-                assert 4.0 <= th.median_run_ms <= 6.5, th
-                assert 4.0 <= th.median_hold_ms <= 6.5, th
+                assert 4.0 <= th.median_run_ms <= 6.5, (th.name, th.median_run_ms)
+                assert 4.0 <= th.median_hold_ms <= 6.5, (th.name, th.median_hold_ms)
             assert "switch interval" in reading_line(tl)
             for seen, truth in _cpu_truth(tl):
                 assert seen == pytest.approx(truth, rel=0.15)
@@ -512,7 +512,7 @@ class TestIssueBars:
     def test_py_at_a_1_ms_switch_interval(self):
         def check(tl):
             for th in tl.threads:
-                assert 0.6 <= th.median_run_ms <= 1.6, th
+                assert 0.6 <= th.median_run_ms <= 1.6, (th.name, th.median_run_ms)
         _check_with_retry(lambda: _lab("py", switch_interval=0.001), check)
 
     def test_cy_gil_runs_as_long_as_the_call(self):
@@ -523,27 +523,27 @@ class TestIssueBars:
             # the eval-breaker check after the call returns, before its end is stamped.)
             calls = {t["tid"]: t["cpu_ms"] for t in tl.truth["tasks"]}
             for th in tl.threads:
-                assert th.longest_hold_ms >= 0.8 * calls[th.tid], (th, calls[th.tid])
-                assert th.handoffs <= 2, th
+                assert th.longest_hold_ms >= 0.8 * calls[th.tid], (th.longest_hold_ms, calls[th.tid])
+                assert th.handoffs <= 2, th.handoffs
         _check_with_retry(lambda: _lab("cy_gil"), check)
 
     def test_cy_nogil_threads_run_together_without_gil_waits(self):
         def check(tl):
             assert tl.together_on_cpu >= 0.8
             for th in tl.threads:
-                assert th.shares[GIL_WAIT] < 0.01, th.shares
+                assert th.shares[GIL_WAIT] < 0.01, th.shares[GIL_WAIT]
         _check_with_retry(lambda: _lab("cy_nogil"), check)
 
     def test_convoy_beside_py_waits_a_switch_interval(self):
         def check(tl):
             io = next(th for th in tl.threads if th.name == "io-sleep")
             truth = next(t for t in tl.truth["tasks"] if t["role"] == "io")
-            assert 3.5 <= io.median_wake_to_run_ms <= 6.5, io
+            assert 3.5 <= io.median_wake_to_run_ms <= 6.5, io.median_wake_to_run_ms
             assert io.median_wake_to_run_ms == pytest.approx(truth["median_late_ms"], abs=1.0)
         _check_with_retry(lambda: _lab("py", convoy=True), check)
 
     def test_convoy_beside_cy_nogil_barely_waits(self):
         def check(tl):
             io = next(th for th in tl.threads if th.name == "io-sleep")
-            assert io.median_wake_to_run_ms < 1.0, io
+            assert io.median_wake_to_run_ms < 1.0, io.median_wake_to_run_ms
         _check_with_retry(lambda: _lab("cy_nogil", convoy=True), check)
