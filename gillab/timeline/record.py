@@ -158,9 +158,11 @@ def _spans(intervals) -> list[tuple[str, list]]:
     return out
 
 
-#: Gaps in a run shorter than this are not counted as breaking it: on a busy core the
-#: sampler itself preempts the thread for some microseconds at each sample.
-RUN_GAP_NS = 100_000
+#: Gaps in a run shorter than this (half the default sampling period, below what the
+#: samples can place) do not break it: on a busy core the sampler itself preempts the
+#: thread for tens of microseconds at each sample, and in a VM the counters leave out
+#: the time the hypervisor stole from the virtual CPU.
+RUN_GAP_NS = 250_000
 
 
 def _runs(cpu_pieces) -> list[float]:

@@ -11,7 +11,7 @@ STYLES = {CPU: "bold green", GIL_WAIT: "red", LOCK_WAIT: "magenta", QUEUED: "yel
           IO: "blue", SHORT: "dim", FUTEX: "bright_red"}
 LEGEND = {CPU: "on CPU", GIL_WAIT: "waiting for the GIL", LOCK_WAIT: "waiting for another lock",
           QUEUED: "runnable, queued by the OS", IO: "IO or sleep",
-          SHORT: "a block shorter than a sample", FUTEX: "a futex: the GIL or another lock"}
+          SHORT: "a block shorter than a sample (or VM steal)", FUTEX: "a futex: the GIL or another lock"}
 #: PNG colours, the same meaning as the terminal's.
 COLOURS = {CPU: "#2ca02c", GIL_WAIT: "#d62728", LOCK_WAIT: "#9467bd", QUEUED: "#ffbf00",
            IO: "#1f77b4", SHORT: "#bbbbbb", FUTEX: "#ff7f0e"}
