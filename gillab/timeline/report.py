@@ -37,8 +37,11 @@ def choose_window(tl: Timeline, columns: int, start_ms: float | None = None,
     if length_ms is not None:
         bucket = int(length_ms * 1e6 / columns)
     else:
-        runs = [th.median_hold_ms for th in tl.threads if th.median_hold_ms]
-        typical = max(runs) if runs else 1.0
+        # The pattern to show: the turns of threads that take turns (the shortest), or
+        # else the longest hold (C calls that keep the GIL, threads that never wait).
+        turns = [th.median_hold_ms for th in tl.threads if th.median_hold_ms and th.handoffs >= 2]
+        holds = [th.median_hold_ms for th in tl.threads if th.median_hold_ms]
+        typical = min(turns) if turns else max(holds) if holds else 1.0
         bucket = 1_000_000
         if typical > 20:  # long holds: show a few of them, not one
             bucket = _nice(int(typical * 1e6 * 3 / columns))
