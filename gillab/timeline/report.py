@@ -275,9 +275,11 @@ def write_png(tl: Timeline, path: str, window: Window | None = None) -> None:
     ax.invert_yaxis()
     ax.set_xlim(0, (hi - lo) / 1e6)
     ax.set_xlabel(f"ms (from {(lo - tl.t0_ns) / 1e6:.0f} ms into the run)")
-    ax.set_title(f"{scenario_text(tl)}\n{reading_line(tl)}", fontsize=9)
-    ax.legend(handles=[Patch(color=COLOURS[s], label=LEGEND[s]) for s in COLOURS],
-              loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=3, fontsize=8, frameon=False)
+    import textwrap
+
+    ax.set_title(scenario_text(tl) + "\n" + textwrap.fill(reading_line(tl), 110), fontsize=9)
+    ax.legend(handles=[Patch(color=COLOURS[s], label=LEGEND[s]) for s in _legend_states(tl)],
+              loc="upper center", bbox_to_anchor=(0.5, -0.45), ncol=3, fontsize=8, frameon=False)
     fig.tight_layout()
     import os
     import tempfile
@@ -286,7 +288,8 @@ def write_png(tl: Timeline, path: str, window: Window | None = None) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".gillab-", suffix=".png", dir=directory)
     os.close(fd)
     try:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", bbox_inches="tight")
+        os.chmod(tmp, 0o644)  # mkstemp made it private; a picture is for sharing
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
