@@ -440,16 +440,21 @@ class TestProgramRuns:
         result = run_gillab("timeline", "-q", "--seconds", "0.05", "--window", "99999")
         assert result.returncode == 1 and "the run lasted only" in result.stderr
 
-    def test_ctrl_c_stops_the_child(self):
+    @pytest.mark.parametrize("lab", [False, True])
+    def test_ctrl_c_stops_the_child(self, lab):
         marker = f"gillab-timeline-test-{os.getpid()}"
-        proc = subprocess.Popen([sys.executable, "-m", "gillab", "timeline", "-q", "--",
-                                 sys.executable, "-c", f"import time; time.sleep(60) # {marker}"],
+        if lab:  # the lab's child, while it calibrates or runs
+            marker, argv = "gillab.timeline.workload", ["-k", "py", "--seconds", "5"]
+        else:
+            argv = ["--", sys.executable, "-c", f"import time; time.sleep(60) # {marker}"]
+        proc = subprocess.Popen([sys.executable, "-m", "gillab", "timeline", "-q", *argv],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(1.5)
+        time.sleep(2.5)
         assert not _no_process_with(marker)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=20)
+        out, err = proc.communicate(timeout=20)
         assert proc.returncode == 130, err
+        assert err.strip().splitlines()[-1] == "gillab: interrupted" and out == ""
         time.sleep(0.2)
         assert _no_process_with(marker)
 

@@ -155,6 +155,8 @@ def format_timeline(tl: Timeline, window: Window, colour: bool = False,
 def _legend_states(tl: Timeline) -> tuple:
     if tl.wchan:
         return (CPU, FUTEX, QUEUED, IO, SHORT)
+    if tl.free_threaded:
+        return (CPU, LOCK_WAIT, QUEUED, IO, SHORT)
     return (CPU, GIL_WAIT, LOCK_WAIT, QUEUED, IO, SHORT)
 
 
