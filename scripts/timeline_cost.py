@@ -33,7 +33,8 @@ def main() -> int:
             row = sampler_cost(kernel, workers, args.seconds, args.pairs,
                                int(args.period_ms * 1e6), n)
             n = row["n"]  # the same task size at every thread count
-            print(f"{kernel:9} {workers:>7} {row['unwatched_ms']:>8.0f}ms {row['watched_ms']:>8.0f}ms "
+            print(f"{kernel:9} {workers:>7} {row['unwatched_ms']:>8.0f}ms "
+                  f"{row['watched_ms']:>8.0f}ms "
                   f"{row['slowdown']:>+9.1%} {row['sampler_core_share']:>8.1%}", flush=True)
     with open("/proc/loadavg") as f:
         print(f"loadavg after: {f.read().strip()}")

@@ -68,7 +68,8 @@ class TestRebuild:
             if t < 12.5:
                 return int((t - 2) // 4 * 4 * MS)   # stale: whole ticks only
             return 10 * MS                          # exact once blocked
-        ivs = rebuild(stream(states, cpu, switches_at=lambda i: 1 if i >= 5 else 0), GIL.classify, PERIOD)
+        ivs = rebuild(stream(states, cpu, switches_at=lambda i: 1 if i >= 5 else 0),
+                      GIL.classify, PERIOD)
         cpu_runs = runs(ivs)
         assert len(cpu_runs) == 1, ivs
         assert 9.5 <= cpu_runs[0] <= 10.5
@@ -152,8 +153,8 @@ class TestGilMap:
 
     def test_runtime_in_libpython_is_found_from_its_load_address(self):
         # As recorded here: _PyRuntime at 0x34e540 in libpython, 166688 bytes.
-        gil = find_gil(MAPS, self.symbols({"/opt/py/lib/libpython3.11.so.1.0": (0x34E540, 166688, 0)}),
-                       machine="x86_64")
+        lib = "/opt/py/lib/libpython3.11.so.1.0"
+        gil = find_gil(MAPS, self.symbols({lib: (0x34E540, 166688, 0)}), machine="x86_64")
         assert gil.start == 0x7F2CFE000000 + 0x34E540
         assert gil.end - gil.start == 166688
         assert gil.classify(202, gil.start + 0x1B0) == GIL_WAIT
@@ -528,7 +529,8 @@ class TestIssueBars:
             # the eval-breaker check after the call returns, before its end is stamped.)
             calls = {t["tid"]: t["cpu_ms"] for t in tl.truth["tasks"]}
             for th in tl.threads:
-                assert th.longest_hold_ms >= 0.8 * calls[th.tid], (th.longest_hold_ms, calls[th.tid])
+                assert th.longest_hold_ms >= 0.8 * calls[th.tid], (th.longest_hold_ms,
+                                                                   calls[th.tid])
                 assert th.handoffs <= 2, th.handoffs
         _check_with_retry(lambda: _lab("cy_gil"), check)
 

@@ -200,7 +200,8 @@ def _window(text: str) -> tuple:
         start_ms = float(start)
         length_ms = float(length) if length else None
     except ValueError:
-        raise argparse.ArgumentTypeError(f"give START[:LENGTH] in ms, like 100:200: got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"give START[:LENGTH] in ms, like 100:200: got {text!r}") from None
     if start_ms < 0 or (length_ms is not None and length_ms <= 0):
         raise argparse.ArgumentTypeError(f"START >= 0 and LENGTH > 0, got {text!r}")
     return start_ms, length_ms

@@ -24,7 +24,8 @@ FUTEX_WAITV_NR = 449
 
 #: The five states of the picture, plus a block too short for any sample to see, and
 #: a futex wait that cannot be told apart (GIL or another lock: read from wchan).
-CPU, GIL_WAIT, LOCK_WAIT, QUEUED, IO, SHORT = "cpu", "gil_wait", "lock_wait", "queued", "io", "short"
+CPU, GIL_WAIT, LOCK_WAIT, QUEUED = "cpu", "gil_wait", "lock_wait", "queued"
+IO, SHORT = "io", "short"
 FUTEX = "futex"
 STATES = (CPU, GIL_WAIT, LOCK_WAIT, QUEUED, IO, SHORT, FUTEX)
 #: The sampler's states in wchan mode (see ext/_sampler.pyx).
@@ -135,8 +136,8 @@ def find_gil(maps_text: str, symbol_of: Callable[[str], tuple[int, int, int] | N
             continue
         start = base - (first_load & ~0xFFF) + value
         return GilMap(start, start + max(size, 1), path, futex_nr=futex_nr)
-    return GilMap(None, None, "no _PyRuntime symbol in " + (", ".join(files) or "any mapped python"),
-                  futex_nr=futex_nr)
+    where = ", ".join(files) or "any mapped python"
+    return GilMap(None, None, f"no _PyRuntime symbol in {where}", futex_nr=futex_nr)
 
 
 def gil_of_process(pid: int) -> GilMap:

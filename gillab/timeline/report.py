@@ -11,7 +11,8 @@ STYLES = {CPU: "bold green", GIL_WAIT: "red", LOCK_WAIT: "magenta", QUEUED: "yel
           IO: "blue", SHORT: "dim", FUTEX: "bright_red"}
 LEGEND = {CPU: "on CPU", GIL_WAIT: "waiting for the GIL", LOCK_WAIT: "waiting for another lock",
           QUEUED: "runnable, queued by the OS", IO: "IO or sleep",
-          SHORT: "a block shorter than a sample (or VM steal)", FUTEX: "a futex: the GIL or another lock"}
+          SHORT: "a block shorter than a sample (or VM steal)",
+          FUTEX: "a futex: the GIL or another lock"}
 #: PNG colours, the same meaning as the terminal's.
 COLOURS = {CPU: "#2ca02c", GIL_WAIT: "#d62728", LOCK_WAIT: "#9467bd", QUEUED: "#ffbf00",
            IO: "#1f77b4", SHORT: "#bbbbbb", FUTEX: "#ff7f0e"}
@@ -114,7 +115,8 @@ def format_timeline(tl: Timeline, window: Window, colour: bool = False,
     start_ms = (window.start_ns - tl.t0_ns) / 1e6
     end_ms = (window.end_ns - tl.t0_ns) / 1e6
     head = [f"gillab timeline: {scenario_text(tl)}",
-            f"{len(tl.threads)} thread(s), {tl.wall_ms:.0f} ms; showing {start_ms:.0f}-{end_ms:.0f} ms, "
+            f"{len(tl.threads)} thread(s), {tl.wall_ms:.0f} ms; "
+            f"showing {start_ms:.0f}-{end_ms:.0f} ms, "
             f"1 cell = {window.bucket_ns / 1e6:g} ms, sampled every {tl.period_ns / 1e6:g} ms "
             f"(achieved {tl.sampler.get('achieved_period_ms', 0):.2f})"]
     if tl.attached_note:
@@ -269,8 +271,10 @@ def write_png(tl: Timeline, path: str, window: Window | None = None) -> None:
     fig, ax = plt.subplots(figsize=(10, 0.6 * len(tl.threads) + 1.6), dpi=100)
     for row, th in enumerate(tl.threads):
         for state, colour in COLOURS.items():
-            bars = [((max(iv.start_ns, lo) - lo) / 1e6, (min(iv.end_ns, hi) - max(iv.start_ns, lo)) / 1e6)
-                    for iv in th.intervals if iv.state == state and iv.end_ns > lo and iv.start_ns < hi]
+            bars = [((max(iv.start_ns, lo) - lo) / 1e6,
+                     (min(iv.end_ns, hi) - max(iv.start_ns, lo)) / 1e6)
+                    for iv in th.intervals
+                    if iv.state == state and iv.end_ns > lo and iv.start_ns < hi]
             if bars:
                 ax.broken_barh(bars, (row - 0.4, 0.8), color=colour, linewidth=0)
     ax.set_yticks(range(len(tl.threads)), [f"{th.name} {th.tid}" for th in tl.threads])
