@@ -437,6 +437,16 @@ class TestProgramRuns:
             target.kill()
             target.wait()
 
+    @pytest.mark.parametrize("executor, threads", [("serial", 1), ("thread_pool", 2)])
+    def test_other_executors(self, tmp_path, executor, threads):
+        out = tmp_path / "t.json"
+        result = run_gillab("timeline", "-q", "-e", executor, "--seconds", "0.1",
+                            "--json", str(out))
+        assert result.returncode == 0, result.stderr
+        data = json.loads(out.read_text())
+        assert data["scenario"]["executor"] == executor and len(data["threads"]) == threads
+        assert all(th["shares"]["cpu"] > 0.2 for th in data["threads"])
+
     def test_window_outside_the_run(self):
         result = run_gillab("timeline", "-q", "--seconds", "0.05", "--window", "99999")
         assert result.returncode == 1 and "the run lasted only" in result.stderr

@@ -205,7 +205,9 @@ def watch_lab_child(argv: list[str], period_ns: int, max_s: float = 60.0) -> Rec
             deadline, all_gone, n = _sample_chunk(files, live, period_ns, until, deadline,
                                                   chunks)
             rounds += n
-            if all_gone:
+            # A thread of a process that exited stays readable until it is reaped (a
+            # zombie): the serial cell's main thread is never "gone" by itself.
+            if all_gone or proc.poll() is not None:
                 break
             if clock_ns() >= stop_at:
                 raise UserError(f"the child still ran after {max_s:.0f} s; stopped it")
@@ -219,8 +221,10 @@ def watch_lab_child(argv: list[str], period_ns: int, max_s: float = 60.0) -> Rec
         files.close()
         _kill(proc)
     ends = [s.samples[-1][0] for s in streams.values() if s.samples]
+    # The work ends when the child says so; its exit afterwards is not part of it.
+    t_end = min(max(ends), truth.get("t_done_ns", max(ends)))
     return Recording(proc.pid, period_ns, streams, gil, t_start, truth.get("t_go_ns", t_start),
-                     max(ends), {**ready, **truth}, code, sampler_cpu, rounds)
+                     t_end, {**ready, **truth}, code, sampler_cpu, rounds)
 
 
 def _read_json_line(proc: subprocess.Popen, what: str) -> dict:
