@@ -42,6 +42,14 @@ def clock_ns() -> int:
     return _sampler().clock_ns()
 
 
+def task_clocks() -> tuple[int, int]:
+    """(CLOCK_MONOTONIC ns, this thread's CPU ns): what the lab child stamps its own
+    truth with, on the sampler's clock (time.monotonic_ns reads CLOCK_MONOTONIC)."""
+    import time
+
+    return time.monotonic_ns(), time.thread_time_ns()
+
+
 @dataclass
 class ThreadStream:
     """Every sample of one thread, oldest first."""

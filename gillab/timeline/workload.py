@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from gillab import kernels
 from gillab.measure import calibrate_n
+from gillab.timeline.measure import task_clocks
 
 #: The convoy's IO thread: sleep this long, again and again, beside a CPU thread.
 CONVOY_SLEEP_S = 0.001
@@ -36,22 +37,20 @@ def _runtime_address() -> int | None:
 
 
 def _task(kernel, n: int, p: int) -> dict:
-    t0 = time.monotonic_ns()
-    c0 = time.thread_time_ns()
+    t0, c0 = task_clocks()
     kernel(n, p)
-    c1 = time.thread_time_ns()
-    return {"tid": threading.get_native_id(), "t0_ns": t0, "t1_ns": time.monotonic_ns(),
-            "cpu_ns": c1 - c0}
+    t1, c1 = task_clocks()
+    return {"tid": threading.get_native_id(), "t0_ns": t0, "t1_ns": t1, "cpu_ns": c1 - c0}
 
 
 def _sleeper(stop: threading.Event) -> dict:
     lates = []
-    t_first = time.monotonic_ns()
+    t_first = task_clocks()[0]
     while not stop.is_set():
-        t0 = time.monotonic_ns()
+        t0 = task_clocks()[0]
         time.sleep(CONVOY_SLEEP_S)
-        lates.append((time.monotonic_ns() - t0) / 1e6 - CONVOY_SLEEP_S * 1e3)
-    return {"tid": threading.get_native_id(), "t0_ns": t_first, "t1_ns": time.monotonic_ns(),
+        lates.append((task_clocks()[0] - t0) / 1e6 - CONVOY_SLEEP_S * 1e3)
+    return {"tid": threading.get_native_id(), "t0_ns": t_first, "t1_ns": task_clocks()[0],
             "sleeps": len(lates), "late_ms": lates}
 
 
@@ -147,10 +146,10 @@ def main(argv=None) -> int:
                       "runtime_address": _runtime_address()}), flush=True)
     if sys.stdin.readline().strip() != "go":
         return 1
-    t_go = time.monotonic_ns()
+    t_go = task_clocks()[0]
     release()
     run()
-    print(json.dumps({"t_go_ns": t_go, "t_done_ns": time.monotonic_ns(), "tasks": results}),
+    print(json.dumps({"t_go_ns": t_go, "t_done_ns": task_clocks()[0], "tasks": results}),
           flush=True)
     return 0
 
