@@ -174,6 +174,12 @@ def cmd_check(args) -> list[str]:
     return run(args)
 
 
+def cmd_timeline(args) -> list[str]:
+    from gillab.timeline.cli import cmd_timeline as run
+
+    return run(args)
+
+
 COMMANDS = {
     "check": cmd_check,
     "compare": cmd_compare,
@@ -182,6 +188,7 @@ COMMANDS = {
     "convoy": cmd_convoy,
     "env": cmd_env,
     "kernels": cmd_kernels,
+    "timeline": cmd_timeline,
 }
 
 
@@ -269,6 +276,10 @@ def create_parser() -> argparse.ArgumentParser:
     p.add_argument("--lang", choices=["en", "zh"], default="en",
                    help="language of the narration (default en)")
     p.add_argument("--fast", action="store_true", help="scale sleeps down (for tests)")
+
+    from gillab.timeline.cli import add_parser as add_timeline_parser
+
+    add_timeline_parser(sub)
     return parser
 
 
