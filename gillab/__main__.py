@@ -291,15 +291,12 @@ def _start_methods(text: str) -> tuple:
 
 def _shape_list(text: str) -> tuple:
     """'2x1,1x2' -> ('2x1', '1x2'): P processes x T threads, each >= 1."""
-    shapes = []
-    for part in (p.strip().lower() for p in text.split(",") if p.strip()):
-        procs, sep, threads = part.partition("x")
-        if not sep:
-            raise argparse.ArgumentTypeError(f"a shape is PxT, like 2x1: got {part!r}")
-        shapes.append(f"{_positive_int(procs)}x{_positive_int(threads)}")
-    if not shapes:
-        raise argparse.ArgumentTypeError("give shapes like 2x1,1x2")
-    return tuple(dict.fromkeys(shapes))
+    from gillab.dask_cells import parse_shapes  # the one reader of a shape
+
+    try:
+        return parse_shapes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive_float(text: str) -> float:

@@ -263,7 +263,8 @@ def unavailable_executors(executors) -> dict[str, str]:
 
 
 def _measure_dask(subject: _Subject, plan: Plan, progress: Progress):
-    """Yield (workers, shape, CellMeasurement or error message, extra Cell fields)."""
+    """Yield (workers, CellMeasurement or error message, extra Cell fields, shape among
+    them), as measure_gevent_cells does."""
     from gillab.dask_cells import measure_dask
 
     yield from measure_dask(subject.task, list(plan.workers), shapes=plan.dask_shapes,
@@ -331,9 +332,8 @@ def run_compare(plan: Plan, progress: Progress | None = None) -> CompareRun:
             for workers, measured, extra in _measure_gevent(subject, list(plan.workers), plan):
                 add(_build_cell(subject, "gevent", workers, measured, plan, n_cpus, **extra))
         if "dask" in plan.executors and "dask" not in skipped:
-            for workers, shape, measured, extra in _measure_dask(subject, plan, progress):
-                add(_build_cell(subject, "dask", workers, measured, plan, n_cpus,
-                                shape=shape, **extra))
+            for workers, measured, extra in _measure_dask(subject, plan, progress):
+                add(_build_cell(subject, "dask", workers, measured, plan, n_cpus, **extra))
     settings = {"kernels": list(plan.kernels), "executors": list(plan.executors),
                 "workers": list(plan.workers), "repeat": plan.repeat, "cost": plan.cost,
                 "start_methods": [m or env["start_method"] for m in plan.start_methods],

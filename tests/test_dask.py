@@ -176,7 +176,7 @@ class TestLocalCluster:
         task = _task("py", 0.2)
 
         def check():
-            cells = {shape: (k, measured, extra) for k, shape, measured, extra
+            cells = {extra["shape"]: (k, measured, extra) for k, measured, extra
                      in measure_dask(task, [2], shapes=("2x1", "1x2"), repeat=3,
                                      max_tries=2)}
             assert list(cells) == ["2x1", "1x2"]
@@ -202,7 +202,7 @@ class TestLocalCluster:
         def stall(kernel):
             task = _task(kernel, 0.5)
             # One try: the claim is a ratio within one run, whatever else runs.
-            [(_, _, measured, extra)] = measure_dask(task, [1], repeat=1, max_tries=1)
+            [(_, measured, extra)] = measure_dask(task, [1], repeat=1, max_tries=1)
             task_wall = statistics.fmean(t.wall_s for t in measured.repeats[0].tasks)
             return extra["loop_stall_s"] / task_wall
 
@@ -217,8 +217,8 @@ class TestLocalCluster:
         from gillab.dask_cells import measure_dask
 
         task = kernels.Task(target="tests.targets:busy")
-        [(k, shape, measured, _)] = measure_dask(task, [1], repeat=1, max_tries=1)
-        assert (k, shape) == (1, "1x1")
+        [(k, measured, extra)] = measure_dask(task, [1], repeat=1, max_tries=1)
+        assert (k, extra["shape"]) == (1, "1x1")
         values = [t.value for r in measured.repeats for t in r.tasks]
         assert values == [kernels.load_target("tests.targets:busy")()]
 
@@ -226,9 +226,10 @@ class TestLocalCluster:
         from gillab.dask_cells import measure_dask
 
         task = kernels.Task(target="tests.targets:die_in_child")
-        [(_, _, measured, _)] = measure_dask(task, [1], repeat=1, max_tries=1, timeout_s=60)
+        [(_, measured, extra)] = measure_dask(task, [1], repeat=1, max_tries=1, timeout_s=60)
         assert isinstance(measured, str) and "\n" not in measured
         assert "died" in measured
+        assert extra["shape"] == "1x1" and extra["loop_stall_s"] is None
 
     def test_dispatch_cost_per_task(self):
         from gillab.dask_cells import dispatch_us_dask
@@ -291,9 +292,9 @@ def test_a_running_cluster_is_measured_as_it_is_shaped(detached_cluster):
     task = _task("cy_nogil", 0.15)
 
     def check():
-        [(k, shape, measured, extra)] = measure_dask(task, [1, 2, 4], repeat=2, max_tries=2,
-                                                     scheduler=detached_cluster)
-        assert (k, shape) == (2, "2x1")
+        [(k, measured, extra)] = measure_dask(task, [1, 2, 4], repeat=2, max_tries=2,
+                                              scheduler=detached_cluster)
+        assert (k, extra["shape"], extra["dask_config"]) == (2, "2x1", "as running")
         figures = _figures(task, measured)
         assert figures["correct"] and figures["processes"] == 2
         # The workers are not children of this process: their CPU is counted only if
