@@ -99,6 +99,7 @@ def cmd_compare(args) -> list[str]:
         cost=args.cost,
         dask_shapes=args.dask_shape,
         dask_scheduler=args.dask_scheduler,
+        dask_config=args.dask_config,
     )
     _check_worker_limits(plan, args)
     if args.dask_shape and args.dask_scheduler:
@@ -114,8 +115,11 @@ def cmd_compare(args) -> list[str]:
             from gillab.dask_cells import check_scheduler
 
             check_scheduler(plan.dask_scheduler)  # unreachable: one line, exit 1, no waiting
-    elif args.dask_shape or args.dask_scheduler:
-        raise UsageError("--dask-shape and --dask-scheduler need -e dask")
+    elif args.dask_shape or args.dask_scheduler or args.dask_config:
+        raise UsageError("--dask-shape, --dask-scheduler and --dask-config need -e dask")
+    if args.dask_config and args.dask_scheduler:
+        raise UsageError("--dask-config cannot reconfigure an existing cluster: "
+                         "drop one of --dask-config, --dask-scheduler")
     if plan.target:
         try:
             kernels.load_target(plan.target)
@@ -222,6 +226,11 @@ def create_parser() -> argparse.ArgumentParser:
                         "shape whose product is the worker count)")
     p.add_argument("--dask-scheduler", metavar="ADDRESS",
                    help="use this running dask scheduler instead of a local cluster")
+    from gillab.dask_cells import CONFIGS, DEFAULT_CONFIG
+
+    p.add_argument("--dask-config", choices=list(CONFIGS),
+                   help=f"the local cluster's dask settings (default {DEFAULT_CONFIG}: "
+                        "distributed's profiler off; dask: its own defaults; see docs/dask.md)")
     p.add_argument("--json", metavar="PATH", help="also write every cell as JSON (atomically)")
     p.add_argument("--plot", metavar="PATH",
                    help="also write a PNG of speedup against workers (needs gillab[plot])")

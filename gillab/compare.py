@@ -44,6 +44,7 @@ class Plan:
     start_methods: tuple = (None,)     # process executors run once per start method
     dask_shapes: tuple | None = None   # ("2x1", "1x2"); None: every shape of each k
     dask_scheduler: str | None = None  # an existing cluster instead of a local one
+    dask_config: str | None = None     # gillab.dask_cells.CONFIGS; None: its default
 
     @property
     def subjects(self) -> tuple:
@@ -271,6 +272,7 @@ def _measure_dask(subject: _Subject, plan: Plan, progress: Progress):
                             scheduler=plan.dask_scheduler, repeat=plan.repeat,
                             noise_limit=plan.noise_limit, max_tries=plan.max_tries,
                             timeout_s=_timeout(subject, max(plan.workers)), cost=plan.cost,
+                            **({"config": plan.dask_config} if plan.dask_config else {}),
                             on_start=lambda k, shape: progress.step(
                                 f"{subject.name} on dask {shape}"))
 

@@ -115,20 +115,22 @@ def _warm(task: kernels.Task, seconds: float) -> int:
     return os.getpid()
 
 
-def _probe_start(dask_worker):
-    """Forget the worker's longest tick so far; open a system-monitor window."""
+def _probe_start(open_window: bool, dask_worker):
+    """Forget the worker's longest tick so far; with ``open_window``, open a
+    system-monitor window (gilknocker's figure needs about a second to mean anything)."""
     dask_worker.digests_max.pop(_TICK_METRIC, None)
     monitor = dask_worker.monitor
-    if not getattr(monitor, "monitor_gil_contention", False):
+    if not open_window or not getattr(monitor, "monitor_gil_contention", False):
         return None
     if not hasattr(monitor, "cumulative_gil_contention"):
         return None  # older distributed: no running total to take a window of
-    monitor.update()  # resets gilknocker: the run's window starts here
+    monitor.update()  # resets gilknocker: the window starts here
     return monitor.cumulative_gil_contention, monitor.last_time
 
 
 def _probe_read(start, dask_worker):
-    """(longest tick since _probe_start, mean gil_contention since then or None)."""
+    """(longest tick since _probe_start, mean gil_contention since the window it opened,
+    or None)."""
     from distributed.metrics import time as dask_time  # the clock distributed ticks by
 
     tick = dask_worker.digests_max.get(_TICK_METRIC)
@@ -209,26 +211,35 @@ class _Runner:
 
 
 class _ClusterSource:
-    """measure_cell's ``cpu_source`` for a dask cell: around each timed run, opens and
-    reads Dask's own figures on every worker and, for a cluster that is not this
-    process's children, reads its processes' CPU from the cluster itself."""
+    """measure_cell's ``cpu_source`` for a dask cell: around each timed run, reads Dask's
+    own figures on every worker (the loop's longest tick per run; gil_contention over
+    each try of ``repeat`` runs, where it is kept with the try's last run) and, for a
+    cluster that is not this process's children, its processes' CPU."""
 
-    def __init__(self, client, remote_cpu: bool):
+    def __init__(self, client, repeat: int, remote_cpu: bool):
         self.client = client
+        self.repeat = repeat
         self.remote_cpu = remote_cpu
+        self.runs = 0
+        self.window: dict = {}
 
     def __call__(self):
+        first, last = self.runs % self.repeat == 0, self.runs % self.repeat == self.repeat - 1
+        self.runs += 1
         try:
-            starts = self.client.run(_probe_start)
+            starts = self.client.run(_probe_start, first)
         except OSError:  # a worker gone: the run itself will say more
             starts = {}
+        if first:
+            self.window = {addr: start for addr, start in starts.items() if start is not None}
         before = cluster_cpu(self.client) if self.remote_cpu else None
 
         def stop() -> ExtraCpu:
             total = local = 0.0
             if before is not None:
                 total, local = cpu_delta(before, cluster_cpu(self.client))
-            return ExtraCpu(total, local, _read_probes(self.client, starts))
+            windows = {addr: self.window.get(addr) if last else None for addr in starts}
+            return ExtraCpu(total, local, _read_probes(self.client, windows))
 
         return stop
 
@@ -269,7 +280,7 @@ def _measure_on(client, task, repeat, noise_limit, max_tries, timeout_s, remote,
     try:
         runner.submit(_warm, task, 0.05)
         measured = measure_cell(runner, repeat, noise_limit=noise_limit, max_tries=max_tries,
-                                cpu_source=_ClusterSource(client, remote_cpu=remote))
+                                cpu_source=_ClusterSource(client, repeat, remote_cpu=remote))
     except DaskCellFailed as exc:
         return str(exc), dict(_NO_FIGURES)
     extra = cell_figures(measured)
