@@ -21,18 +21,18 @@ Beside gillab's figures, each cell carries Dask's own and what they cost:
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import time
 
 from gillab import kernels, stats
-from gillab.dask_cluster import (cluster_cpu, cpu_delta, existing_cluster, local_cluster,
-                                 worker_threads)
+from gillab.dask_cluster import (DaskCellFailed, cluster_cpu, cpu_delta, existing_cluster,
+                                 local_cluster, submit_pinned, worker_threads)
 from gillab.errors import UserError
 from gillab.measure import CellMeasurement, ExtraCpu, StartupCost, measure_cell, run_task
 
 __all__ = ["CONFIGS", "DEFAULT_CONFIG", "plan_shapes", "parse_shape", "parse_shapes",
-           "shape_of", "measure_dask", "check_scheduler", "dispatch_us_dask", "dask_reason"]
+           "shape_of", "measure_dask", "cell_figures", "check_scheduler", "dispatch_us_dask",
+           "dask_reason"]
 
 #: The dask configurations a local cell can run with. "dask" is distributed's own
 #: defaults; "quiet" switches off the statistical profiler, which samples every
@@ -47,10 +47,6 @@ DEFAULT_CONFIG = "quiet"
 #: Distributed's own event-loop tick: an idle loop's longest gap is about this.
 _TICK_METRIC = "tick-duration"
 _NO_FIGURES = {"loop_stall_s": None, "dask_gil_contention": None}
-
-
-class DaskCellFailed(Exception):
-    """A dask cell could not be measured (a worker died or hung): the cell says why."""
 
 
 # --- shapes: the one place a "PxT" is read ----------------------------------------------
@@ -152,16 +148,13 @@ def _probe_read(start, dask_worker):
 
 
 class _Runner:
-    """run() for measure_cell: one task per worker thread, through the client."""
-
-    #: How often a run that waits for its tasks checks that their workers are alive.
-    poll_s = 0.5
+    """run() for measure_cell: one task per worker thread, pinned, through the client
+    (left alone, the scheduler may queue two tasks on one worker: a shape is measured
+    as named)."""
 
     def __init__(self, client, task: kernels.Task, threads: dict[str, int], timeout_s: float):
         self.client = client
         self.task = task
-        # Pinned: one task per worker thread, so that a shape is measured as named
-        # (left alone, the scheduler may queue two tasks on one worker).
         self.placement = [addr for addr, t in threads.items() for _ in range(t)]
         self.timeout_s = timeout_s
 
@@ -170,44 +163,7 @@ class _Runner:
 
     def submit(self, func, *args):
         """func(*args) once per placement slot; the answers in order, or DaskCellFailed."""
-        from distributed import KilledWorker
-
-        futures = [self.client.submit(func, *args, pure=False, workers=[addr],
-                                      allow_other_workers=False)
-                   for addr in self.placement]
-        try:
-            self._wait(futures)
-            return self.client.gather(futures)
-        except BaseException as exc:
-            # Unrun tasks must not stay queued (on a shared cluster, above all);
-            # a task already running in a worker thread runs to its end.
-            with contextlib.suppress(Exception):
-                self.client.cancel(futures)
-            if isinstance(exc, KilledWorker):
-                raise DaskCellFailed(f"a dask worker died running the task: {exc}"
-                                     .splitlines()[0]) from None
-            if isinstance(exc, OSError):  # TimeoutError, a lost connection
-                raise DaskCellFailed(f"the cluster failed: {type(exc).__name__}: {exc}"
-                                     .splitlines()[0]) from None
-            raise
-
-    def _wait(self, futures) -> None:
-        """Wait for every task; fail as soon as a worker they are pinned to is gone
-        (its nanny may restart it, under another address: the task would wait forever)."""
-        from distributed import wait
-
-        for _ in range(max(1, math.ceil(self.timeout_s / self.poll_s))):
-            try:
-                with self.client.as_current():  # wait() asks for "the" client
-                    wait(futures, timeout=self.poll_s)
-                return
-            except TimeoutError:
-                gone = set(self.placement) - set(self.client.nthreads())
-                if gone:
-                    raise DaskCellFailed(f"a dask worker died running the task "
-                                         f"({len(gone)} of {len(set(self.placement))} "
-                                         "gone from the scheduler)") from None
-        raise DaskCellFailed(f"no answer within {self.timeout_s:.0f} s")
+        return submit_pinned(self.client, self.placement, self.timeout_s, func, *args)
 
 
 class _ClusterSource:
@@ -367,27 +323,28 @@ def check_scheduler(address: str) -> str:
 # --- the reason's clause -------------------------------------------------------------------
 
 
-def dask_reason(task_slowdown: float | None, dask_own_cores: float | None,
-                config: str | None) -> str | None:
-    """A short clause for a dask cell's verdict to append, naming what distributed's
-    own threads took, or None when there is nothing of theirs to name.
+def dask_reason(shape: str | None, gil_wait: float | None, dask_own_cores: float | None,
+                config: str | None, task_slowdown: float | None = None) -> str | None:
+    """A short clause for a dask cell's verdict to append, naming in numbers what Dask
+    itself took from the tasks; None when that is too small to name. See docs/dask.md.
 
-    ``task_slowdown``: a task's CPU time in the cell / the serial task's;
-    ``dask_own_cores``: the cluster's CPU beyond its tasks, per second of the cell.
+    ``dask_own_cores``: the cluster's CPU beyond its tasks' threads per second of the
+    cell; ``gil_wait``: the tasks' share of time waiting for the GIL, which in
+    single-threaded workers (shape Px1) only Dask's own threads can hold;
+    ``task_slowdown``: a task's CPU time in the cell / the serial task's.
     """
     parts = []
     if task_slowdown is not None and task_slowdown >= 1.15:
         parts.append(f"each task used {task_slowdown:.1f}x its serial CPU")
     if dask_own_cores is not None and dask_own_cores >= 0.05:
-        parts.append(f"distributed's own threads used {dask_own_cores:.2f} cores")
-    if not parts:
-        return None
-    if config == "dask":
-        cause = ("its profiler samples every worker thread's stack every 10 ms, "
-                 "taking the worker's GIL (--dask-config quiet turns it off)")
-    else:
-        cause = "its event loops, heartbeats and system monitor take the worker's GIL"
-    return f"{' and '.join(parts)}: {cause}"
+        parts.append(f"Dask's own threads used {dask_own_cores:.2f} cores beside the tasks"
+                     + (" (its profiler about half of it: --dask-config quiet turns it off)"
+                        if config == "dask" else ""))
+    single = shape is not None and all(p.endswith("x1") for p in shape.split("+"))
+    if single and gil_wait is not None and gil_wait >= 0.02:
+        parts.append(f"each task waited {gil_wait:.0%} of its time for the GIL of a worker "
+                     "it had to itself: Dask's event loop and monitors held it")
+    return "; ".join(parts) or None
 
 
 # --- dispatch cost ---------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """A dask cluster's life: start one, reach one, close it, leave nothing running.
 
 A LocalCluster of P spawned worker processes x T threads on 127.0.0.1 (every port
-chosen by the OS), or a Client on a scheduler someone else runs. Starting and
+chosen by the OS), or a Client on a scheduler someone else runs; tasks pinned to the
+workers they are meant for, and a worker's death told within half a second. Starting and
 stopping are never cut in half by Ctrl-C (it is held back, then raised), and a
 worker process that outlives the close is killed. Which dask configuration the
 workers run with (distributed's profiler and GIL monitor) is decided by the
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import math
 import multiprocessing.resource_tracker
 import os
 import signal
@@ -26,16 +28,23 @@ import psutil
 from gillab.errors import UserError
 from gillab.measure import boot_id, measure_startup, process_cpu
 
-__all__ = ["CONNECT_TIMEOUT_S", "local_cluster", "connect", "existing_cluster",
+__all__ = ["CONNECT_TIMEOUT_S", "DaskCellFailed", "submit_pinned", "local_cluster", "connect", "existing_cluster",
            "worker_threads", "child_pids", "sigint_deferred", "cluster_cpu", "cpu_delta"]
 
 #: How long to wait for an existing scheduler before saying it cannot be reached.
 CONNECT_TIMEOUT_S = 5
 
+#: How often a run that waits for its tasks checks that their workers are alive.
+POLL_S = 0.5
+
 #: Always set for a local cluster: spawn (dask's own default, said out loud) and
 #: daemonic workers, so that none outlives this process.
 _BASE_CONFIG = {"distributed.worker.multiprocessing-method": "spawn",
                 "distributed.worker.daemon": True}
+
+
+class DaskCellFailed(Exception):
+    """A dask cell could not be measured (a worker died or hung): the cell says why."""
 
 
 # --- Ctrl-C ----------------------------------------------------------------------------
@@ -187,6 +196,53 @@ def cpu_delta(before: dict, after: dict) -> tuple[float, float]:
         if here:
             local += used
     return total, local
+
+
+# --- running tasks where they are meant to run --------------------------------------------
+
+
+def submit_pinned(client, placement: list, timeout_s: float, func, *args) -> list:
+    """func(*args) once on each worker address of ``placement`` (one per slot, none
+    elsewhere); the answers in order, or DaskCellFailed (one line) when a worker dies
+    or nothing answers within ``timeout_s``."""
+    from distributed import KilledWorker
+
+    futures = [client.submit(func, *args, pure=False, workers=[addr],
+                             allow_other_workers=False) for addr in placement]
+    try:
+        _wait(client, futures, placement, timeout_s)
+        return client.gather(futures)
+    except BaseException as exc:
+        # Unrun tasks must not stay queued (on a shared cluster, above all);
+        # a task already running in a worker thread runs to its end.
+        with contextlib.suppress(Exception):
+            client.cancel(futures)
+        if isinstance(exc, KilledWorker):
+            raise DaskCellFailed(f"a dask worker died running the task: {exc}"
+                                 .splitlines()[0]) from None
+        if isinstance(exc, OSError):  # TimeoutError, a lost connection
+            raise DaskCellFailed(f"the cluster failed: {type(exc).__name__}: {exc}"
+                                 .splitlines()[0]) from None
+        raise
+
+
+def _wait(client, futures, placement, timeout_s: float) -> None:
+    """Wait for every task; fail as soon as a worker they are pinned to is gone
+    (its nanny may restart it, under another address: the task would wait forever)."""
+    from distributed import wait
+
+    for _ in range(max(1, math.ceil(timeout_s / POLL_S))):
+        try:
+            with client.as_current():  # wait() asks for "the" client
+                wait(futures, timeout=POLL_S)
+            return
+        except TimeoutError:
+            gone = set(placement) - set(client.nthreads())
+            if gone:
+                raise DaskCellFailed(f"a dask worker died running the task "
+                                     f"({len(gone)} of {len(set(placement))} "
+                                     "gone from the scheduler)") from None
+    raise DaskCellFailed(f"no answer within {timeout_s:.0f} s")
 
 
 # --- a running cluster -------------------------------------------------------------------

@@ -196,14 +196,18 @@ class TestConfigAndReason:
     def test_the_default_configuration_is_named_and_dask_s_own_is_kept(self):
         assert DEFAULT_CONFIG in CONFIGS and CONFIGS["dask"] == {}
 
-    def test_slow_tasks_and_dask_s_threads_are_named_with_their_figures(self):
-        clause = dask_reason(1.3, 0.12, "dask")
+    def test_slow_tasks_dask_s_threads_and_its_gil_are_named_with_their_figures(self):
+        clause = dask_reason("2x1", 0.05, 0.12, "dask", task_slowdown=1.3)
         assert "1.3x its serial CPU" in clause and "0.12 cores" in clause
-        assert "profiler" in clause
+        assert "profiler" in clause and "waited 5%" in clause
+
+    def test_gil_wait_is_dask_s_only_in_single_threaded_workers(self):
+        assert dask_reason("1x2", 0.45, 0.01, DEFAULT_CONFIG) is None  # the tasks' own turns
+        assert "waited" in dask_reason("2x1+1x1", 0.05, 0.01, DEFAULT_CONFIG)
 
     def test_nothing_to_name_gives_no_clause(self):
-        assert dask_reason(1.02, 0.01, DEFAULT_CONFIG) is None
-        assert dask_reason(None, None, "dask") is None
+        assert dask_reason("2x1", 0.01, 0.01, DEFAULT_CONFIG, task_slowdown=1.02) is None
+        assert dask_reason(None, None, None, "dask") is None
 
 
 # --- without the extra -----------------------------------------------------------------------
