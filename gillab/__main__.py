@@ -105,6 +105,9 @@ def cmd_compare(args) -> list[str]:
     if args.dask_shape and args.dask_scheduler:
         raise UsageError("--dask-shape cannot reshape an existing cluster: "
                          "drop one of --dask-shape, --dask-scheduler")
+    if args.dask_config and args.dask_scheduler:
+        raise UsageError("--dask-config cannot reconfigure an existing cluster: "
+                         "drop one of --dask-config, --dask-scheduler")
     if "dask" in plan.executors:
         from gillab.executors import unavailable_reason
 
@@ -117,9 +120,6 @@ def cmd_compare(args) -> list[str]:
             check_scheduler(plan.dask_scheduler)  # unreachable: one line, exit 1, no waiting
     elif args.dask_shape or args.dask_scheduler or args.dask_config:
         raise UsageError("--dask-shape, --dask-scheduler and --dask-config need -e dask")
-    if args.dask_config and args.dask_scheduler:
-        raise UsageError("--dask-config cannot reconfigure an existing cluster: "
-                         "drop one of --dask-config, --dask-scheduler")
     if plan.target:
         try:
             kernels.load_target(plan.target)
