@@ -28,8 +28,9 @@ import psutil
 from gillab.errors import UserError
 from gillab.measure import boot_id, measure_startup, process_cpu
 
-__all__ = ["CONNECT_TIMEOUT_S", "DaskCellFailed", "submit_pinned", "local_cluster", "connect", "existing_cluster",
-           "worker_threads", "child_pids", "sigint_deferred", "cluster_cpu", "cpu_delta"]
+__all__ = ["CONNECT_TIMEOUT_S", "DaskCellFailed", "submit_pinned", "local_cluster", "connect",
+           "existing_cluster", "worker_threads", "child_pids", "sigint_deferred", "cluster_cpu",
+           "cpu_delta"]
 
 #: How long to wait for an existing scheduler before saying it cannot be reached.
 CONNECT_TIMEOUT_S = 5
