@@ -99,11 +99,15 @@ def cmd_compare(args) -> list[str]:
         cost=args.cost,
         dask_shapes=args.dask_shape,
         dask_scheduler=args.dask_scheduler,
+        dask_config=args.dask_config,
     )
     _check_worker_limits(plan, args)
     if args.dask_shape and args.dask_scheduler:
         raise UsageError("--dask-shape cannot reshape an existing cluster: "
                          "drop one of --dask-shape, --dask-scheduler")
+    if args.dask_config and args.dask_scheduler:
+        raise UsageError("--dask-config cannot reconfigure an existing cluster: "
+                         "drop one of --dask-config, --dask-scheduler")
     if "dask" in plan.executors:
         from gillab.executors import unavailable_reason
 
@@ -114,8 +118,8 @@ def cmd_compare(args) -> list[str]:
             from gillab.dask_cells import check_scheduler
 
             check_scheduler(plan.dask_scheduler)  # unreachable: one line, exit 1, no waiting
-    elif args.dask_shape or args.dask_scheduler:
-        raise UsageError("--dask-shape and --dask-scheduler need -e dask")
+    elif args.dask_shape or args.dask_scheduler or args.dask_config:
+        raise UsageError("--dask-shape, --dask-scheduler and --dask-config need -e dask")
     if plan.target:
         try:
             kernels.load_target(plan.target)
@@ -238,6 +242,11 @@ def create_parser() -> argparse.ArgumentParser:
                         "shape whose product is the worker count)")
     p.add_argument("--dask-scheduler", metavar="ADDRESS",
                    help="use this running dask scheduler instead of a local cluster")
+    from gillab.dask_cells import CONFIGS, DEFAULT_CONFIG
+
+    p.add_argument("--dask-config", choices=list(CONFIGS),
+                   help=f"the local cluster's dask settings (default {DEFAULT_CONFIG}: "
+                        "distributed's profiler off; dask: its own defaults; see docs/dask.md)")
     p.add_argument("--json", metavar="PATH", help="also write every cell as JSON (atomically)")
     p.add_argument("--plot", metavar="PATH",
                    help="also write a PNG of speedup against workers (needs gillab[plot])")
@@ -315,15 +324,12 @@ def _start_methods(text: str) -> tuple:
 
 def _shape_list(text: str) -> tuple:
     """'2x1,1x2' -> ('2x1', '1x2'): P processes x T threads, each >= 1."""
-    shapes = []
-    for part in (p.strip().lower() for p in text.split(",") if p.strip()):
-        procs, sep, threads = part.partition("x")
-        if not sep:
-            raise argparse.ArgumentTypeError(f"a shape is PxT, like 2x1: got {part!r}")
-        shapes.append(f"{_positive_int(procs)}x{_positive_int(threads)}")
-    if not shapes:
-        raise argparse.ArgumentTypeError("give shapes like 2x1,1x2")
-    return tuple(dict.fromkeys(shapes))
+    from gillab.dask_cells import parse_shapes  # the one reader of a shape
+
+    try:
+        return parse_shapes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive_float(text: str) -> float:

@@ -41,6 +41,7 @@ class Plan:
     start_methods: tuple = (None,)     # process executors run once per start method
     dask_shapes: tuple | None = None   # ("2x1", "1x2"); None: every shape of each k
     dask_scheduler: str | None = None  # an existing cluster instead of a local one
+    dask_config: str | None = None     # gillab.dask_cells.CONFIGS; None: its default
 
     @property
     def subjects(self) -> tuple:
@@ -270,7 +271,7 @@ def _build_cell(subject: _Subject, executor: str, workers: int, measured, plan: 
                 n_cpus: int, **extra) -> Cell:
     """Numbers -> a Cell with its verdict. ``extra`` carries executor-specific fields
     (a dask cell's shape, loop stall, costs, ...)."""
-    extra_reason = extra.pop("extra_reason", None)
+    explain = extra.pop("explain", None)  # an executor's own clause: explain(gil_wait, ...)
     common = dict(kernel=subject.name, executor=executor, workers=workers, n=subject.n,
                   seconds=subject.seconds, serial_s=subject.serial_s,
                   calls_per_task=subject.task.calls if subject.task.target else None, **extra)
@@ -286,6 +287,8 @@ def _build_cell(subject: _Subject, executor: str, workers: int, measured, plan: 
         if correct and subject.expected is not None:
             correct = tasks[0].value == subject.expected
     fig = _figures(subject, executor, workers, measured.repeats, n_cpus)
+    extra_reason = (explain(fig.gil_wait, task_slowdown=fig.task_slowdown)
+                    if explain is not None and not subject.io_bound else None)
     settled = _settled(subject, executor, workers, plan, n_cpus)(measured)
     verdict = _verdict_of(subject, executor, workers, fig, plan, n_cpus, correct=correct,
                           error=error, noise=measured.noise, tries=measured.tries,
@@ -335,13 +338,15 @@ def unavailable_executors(executors) -> dict[str, str]:
 
 
 def _measure_dask(subject: _Subject, plan: Plan, progress: Progress):
-    """Yield (workers, shape, CellMeasurement or error message, extra Cell fields)."""
+    """Yield (workers, CellMeasurement or error message, extra Cell fields, shape among
+    them), as measure_gevent_cells does."""
     from gillab.dask_cells import measure_dask
 
     yield from measure_dask(subject.task, list(plan.workers), shapes=plan.dask_shapes,
                             scheduler=plan.dask_scheduler, repeat=plan.repeat,
                             noise_limit=plan.noise_limit, max_tries=plan.max_tries,
                             timeout_s=_timeout(subject, max(plan.workers)), cost=plan.cost,
+                            **({"config": plan.dask_config} if plan.dask_config else {}),
                             on_start=lambda k, shape: progress.step(
                                 f"{subject.name} on dask {shape}"))
 
@@ -370,8 +375,14 @@ def _remote_cells(subject: _Subject, executors, plan: Plan, progress: "Progress"
         for workers, measured, extra in _measure_gevent(subject, list(plan.workers), plan):
             yield "gevent", workers, measured, extra
     if "dask" in executors:
-        for workers, shape, measured, extra in _measure_dask(subject, plan, progress):
-            yield "dask", workers, measured, {"shape": shape, **extra}
+        from gillab.dask_cells import dask_reason
+
+        for workers, measured, extra in _measure_dask(subject, plan, progress):
+            # What Dask itself took from the tasks, named in the verdict's reason.
+            explain = functools.partial(dask_reason, extra.get("shape"),
+                                        dask_own_cores=extra.get("dask_own_cores"),
+                                        config=extra.get("dask_config"))
+            yield "dask", workers, measured, {**extra, "explain": explain}
 
 
 def run_compare(plan: Plan, progress: Progress | None = None) -> CompareRun:

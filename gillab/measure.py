@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 
 from gillab import kernels, stats
 
-__all__ = ["TaskResult", "now", "run_task", "autorange_calls", "time_call", "calibrate_n", "ns_per_iter",
-           "calibrate_kernels", "CpuSnapshot", "cpu_snapshot", "machine_busy",
-           "RepeatResult", "CellMeasurement", "GilProbe", "measure_once", "measure_cell",
-           "pss_mb", "tree_pss_mb", "PeakMemory", "StartupCost", "measure_startup"]
+__all__ = ["TaskResult", "now", "run_task", "autorange_calls", "time_call", "calibrate_n",
+           "ns_per_iter", "calibrate_kernels", "CpuSnapshot", "cpu_snapshot", "process_cpu",
+           "boot_id", "machine_busy", "RepeatResult", "ExtraCpu", "CellMeasurement", "GilProbe",
+           "measure_once", "measure_cell", "pss_mb", "tree_pss_mb", "PeakMemory",
+           "StartupCost", "measure_startup"]
 
 
 # --- inside a worker ------------------------------------------------------------------
@@ -212,6 +213,27 @@ def cpu_snapshot() -> CpuSnapshot:
     return CpuSnapshot(me.ru_utime + me.ru_stime, reaped.ru_utime + reaped.ru_stime, live)
 
 
+def process_cpu() -> dict:
+    """This process's CPU seconds, and who it is: run inside a remote worker, the
+    answer tells a process on this machine (and this process's own child) from one
+    elsewhere. {"pid", "create_time", "boot_id", "cpu_s"}."""
+    import psutil
+
+    proc = psutil.Process()
+    times = proc.cpu_times()
+    return {"pid": proc.pid, "create_time": proc.create_time(), "boot_id": boot_id(),
+            "cpu_s": times.user + times.system}
+
+
+def boot_id() -> str | None:
+    """This machine's boot id (Linux), to tell one machine from another; None elsewhere."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -242,6 +264,19 @@ class RepeatResult:
     noise: float | None          # share of the machine other processes used meanwhile
     tasks: tuple                 # TaskResult per task
     gil_held: float | None = None  # share of the run a probe thread found the GIL taken
+    observed: object = None      # what a cpu_source saw beside CPU (a dask cell's figures)
+
+
+@dataclass(frozen=True)
+class ExtraCpu:
+    """CPU a ``cpu_source`` counted during one run that cpu_snapshot() cannot see
+    (processes that are not this one's children: a running dask cluster's), the part
+    of it used on this machine (the cell's own work there, not noise), and anything
+    else the source observed meanwhile (kept as RepeatResult.observed)."""
+
+    cpu_s: float = 0.0
+    local_s: float = 0.0
+    observed: object = None
 
 
 @dataclass(frozen=True)
@@ -315,12 +350,16 @@ class GilProbe(_BackgroundSampler):
         return min(1.0, waited / probed) if probed > 0 else None
 
 
-def measure_once(run, probe_gil: bool = False) -> RepeatResult:
+def measure_once(run, probe_gil: bool = False, cpu_source=None) -> RepeatResult:
     """Time ``run()`` (which runs the cell's tasks) with CPU and machine-load counters.
 
     With ``probe_gil``, a probe thread samples the GIL meanwhile (in-process cells).
+    ``cpu_source``, if given, is called just before the run and returns a callable
+    called just after it, which returns an ExtraCpu: CPU used elsewhere for the
+    cell, added to the run's, its local part taken out of the noise.
     """
     probe = GilProbe() if probe_gil else contextlib.nullcontext()
+    stop_source = cpu_source() if cpu_source is not None else None
     busy0 = machine_busy()
     cpu0 = cpu_snapshot()
     with probe:
@@ -329,33 +368,35 @@ def measure_once(run, probe_gil: bool = False) -> RepeatResult:
         wall = time.perf_counter() - wall0
     cpu = cpu_snapshot().seconds_since(cpu0)
     busy1 = machine_busy()
+    extra = stop_source() if stop_source is not None else ExtraCpu()
     noise = None
     if busy0 is not None and busy1 is not None and wall > 0:
         # /proc/stat counts whole ticks per CPU: take one tick per CPU of reading
         # error out, so a short cell is not called noisy by rounding alone.
-        others = (busy1[0] - busy0[0]) - cpu - busy1[1] / _TICK
+        others = (busy1[0] - busy0[0]) - cpu - extra.local_s - busy1[1] / _TICK
         noise = min(1.0, max(0.0, others) / (wall * busy1[1]))
-    return RepeatResult(wall, cpu, noise, tuple(tasks),
-                        probe.held if probe_gil else None)
+    return RepeatResult(wall, cpu + extra.cpu_s, noise, tuple(tasks),
+                        probe.held if probe_gil else None, extra.observed)
 
 
 def measure_cell(run, repeat: int, noise_limit: float = 0.10, max_tries: int = 3,
                  pause_s: float = 1.0, probe_gil: bool = False, max_repeat: int | None = None,
-                 settled=None) -> CellMeasurement:
+                 settled=None, cpu_source=None) -> CellMeasurement:
     """Run a cell ``repeat`` times; if other processes took more than ``noise_limit``
     of the machine meanwhile, wait ``pause_s`` and run it again (``max_tries`` in all).
 
     Adaptive, like pyperf's calibration: while ``settled(measurement)`` (the caller's
     judgement, so this module never judges) says the figures are not yet clear, add
     repeats up to ``max_repeat``. Keeps the quietest try. ``run`` is a zero-argument
-    callable returning TaskResults.
+    callable returning TaskResults; ``cpu_source`` counts CPU used outside this process
+    tree (see measure_once).
     """
     best = None
     for attempt in range(1, max_tries + 1):
-        repeats = [measure_once(run, probe_gil) for _ in range(repeat)]
+        repeats = [measure_once(run, probe_gil, cpu_source) for _ in range(repeat)]
         while (settled is not None and len(repeats) < (max_repeat or repeat)
                and not settled(CellMeasurement(tuple(repeats), attempt))):
-            repeats.append(measure_once(run, probe_gil))
+            repeats.append(measure_once(run, probe_gil, cpu_source))
         current = CellMeasurement(tuple(repeats), attempt)
         if current.noise is None or current.noise <= noise_limit:
             return current

@@ -46,6 +46,8 @@ class Cell:
     shape: str | None = None          # dask: "PxT", P worker processes x T threads each
     loop_stall_s: float | None = None  # dask: longest freeze of a worker's event loop
     dask_gil_contention: float | None = None  # dask: what distributed itself reports
+    dask_own_cores: float | None = None  # dask: cluster CPU beyond its tasks, per wall second
+    dask_config: str | None = None    # dask: "quiet", "dask" (its defaults), "as running"
     mem_mb: float | None = None       # PSS the cell's workers took at peak, minus idle
     startup_s: float | None = None    # bringing the workers up, apart from the work
     startup_cpu_s: float | None = None  # CPU seconds that start-up took (all processes)
