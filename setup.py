@@ -1,4 +1,4 @@
-"""Build the one C extension, gillab._kernels, from ext/_kernels.pyx.
+"""Build the C extensions: gillab._kernels (ext/_kernels.pyx) and gillab._sampler.
 
 Compiler directives are set here, once, for every .pyx (house style).
 """
@@ -18,7 +18,9 @@ extensions = [
             # module load in subinterpreters that have their own GIL (PEP 684).
             ("CYTHON_USE_MODULE_STATE", "1"),
         ],
-    )
+    ),
+    # The timeline's /proc sampler: its loop runs without the GIL (gillab/timeline).
+    Extension("gillab._sampler", ["ext/_sampler.pyx"]),
 ]
 
 setup(

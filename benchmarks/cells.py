@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from gillab import compare, kernels, measure
+from gillab import gevent_cells, kernels, measure, stats
 from gillab.environment import cpu_count
 from gillab.verdict import judge
 
@@ -37,8 +37,11 @@ class Timed:
 def run_rounds(benchmark, run, rounds: int) -> Timed:
     """Time ``run()`` for ``rounds`` rounds with pytest-benchmark, here in this process.
 
-    CPU and machine load are read once before and once after all rounds, outside the
-    timed region: a snapshot scans /proc and would otherwise be timed with the work.
+    gillab.measure.measure_once reads the CPU and machine-load counters around all the
+    rounds, outside pytest-benchmark's timed region (a snapshot scans /proc and would
+    otherwise be timed with the work), and computes the share of the machine other
+    processes took exactly as compare's noise guard does. It cannot retry like
+    measure_cell: pytest-benchmark's fixture runs once per test.
     """
     returned = []
 
@@ -47,19 +50,16 @@ def run_rounds(benchmark, run, rounds: int) -> Timed:
         returned.append(out)
         return out
 
-    busy0, cpu0 = measure.machine_busy(), measure.cpu_snapshot()
-    benchmark.pedantic(one_round, rounds=rounds, iterations=1)
-    cpu_s = measure.cpu_snapshot().seconds_since(cpu0)
-    busy1 = measure.machine_busy()
+    def all_rounds():
+        benchmark.pedantic(one_round, rounds=rounds, iterations=1)
+        return returned
+
+    measured = measure.measure_once(all_rounds)
     if not benchmark.enabled:
         return Timed(tuple(returned), None, None, None, "nothing (benchmarks disabled)")
     total = benchmark.stats["total"]
-    noise = None
-    if busy0 is not None and busy1 is not None and total > 0:
-        others = (busy1[0] - busy0[0]) - cpu_s
-        noise = max(0.0, others) / (total * busy1[1])
-    return Timed(tuple(returned), benchmark.stats["min"], cpu_s / total, noise,
-                 "pytest-benchmark")
+    return Timed(measured.tasks, benchmark.stats["min"], measured.cpu_s / total,
+                 measured.noise, "pytest-benchmark")
 
 
 def run_gevent_cell(benchmark, task: kernels.Task, workers: int, *, expected, serial_s: float,
@@ -74,7 +74,7 @@ def run_gevent_cell(benchmark, task: kernels.Task, workers: int, *, expected, se
         # The compare engine's own gevent path, so the suite and `gillab compare`
         # measure gevent the same way. Noise is reported, never retried (retries
         # pause a second each, and the suite has a time budget).
-        ((_, measured, _),) = compare.measure_gevent_cells(
+        ((_, measured, _),) = gevent_cells.measure_gevent_cells(
             task, [workers], repeat=repeat if benchmark.enabled else 1,
             noise_limit=math.inf, timeout_s=max(60.0, 40 * workers * serial_s))
         return measured
@@ -85,7 +85,8 @@ def run_gevent_cell(benchmark, task: kernels.Task, workers: int, *, expected, se
     tasks = tuple(tuple(r.tasks) for r in measured.repeats)
     wall = sum(r.wall_s for r in measured.repeats)
     cores = sum(r.cpu_s for r in measured.repeats) / wall if wall > 0 else None
-    return Timed(tasks, min(r.wall_s for r in measured.repeats), cores, measured.noise,
+    best = stats.minimum(r.wall_s for r in measured.repeats)
+    return Timed(tasks, best, cores, measured.noise,
                  "the patched gevent child (pytest-benchmark's time includes its start-up)")
 
 

@@ -11,7 +11,7 @@ from typing import Callable
 
 import pytest
 
-from gillab import kernels
+from gillab import kernels, stats
 from gillab.dispatch import Dispatcher
 from gillab.measure import calibrate_n, time_call
 
@@ -91,7 +91,7 @@ def _calibrate(name: str, target_s: float, p: int = kernels.DEFAULT_P) -> CpuSub
         elapsed, value = time_call(func, n, p)
         assert value == expected, f"{name}({n}, {p}) disagrees with the C reference"
         timings.append(elapsed)
-    best = min(timings)  # a busy machine only ever adds time
+    best = stats.minimum(timings)  # a busy machine only ever adds time
     return CpuSubject(name, func, n, p, expected, best, best / n * 1e9)
 
 
@@ -111,7 +111,7 @@ def cpu_subject(budget) -> Callable[[str], CpuSubject]:
 @pytest.fixture(scope="session")
 def sleep_serial_s(budget) -> float:
     """T(one serial sleep task): the IO group's baseline."""
-    return min(time_call(kernels.get("sleep"), budget.sleep_s)[0] for _ in range(2))
+    return stats.minimum(time_call(kernels.get("sleep"), budget.sleep_s)[0] for _ in range(2))
 
 
 @pytest.fixture(scope="session")
@@ -119,5 +119,5 @@ def trivial_task_s(budget) -> float:
     """T(one trivial call, no executor): the dispatch group's baseline, per task."""
     n_tasks = budget.dispatch_tasks
     with Dispatcher("serial") as dispatcher:
-        batch_s = min(time_call(dispatcher.send, n_tasks)[0] for _ in range(5))
+        batch_s = stats.minimum(time_call(dispatcher.send, n_tasks)[0] for _ in range(5))
     return batch_s / n_tasks

@@ -3,7 +3,7 @@
 The same CPU-bound loop as pure Python, as C holding the GIL and as C releasing
 it, run under threads, processes, pools and greenlets, measured on this machine.
 """
-__version__ = "0.1.0"
+from gillab._version import __version__
 
 import sys as _sys
 
@@ -20,7 +20,15 @@ if _sys.argv[:1] == ["-m"] or _sys.argv[0].endswith(("/gillab", "\\gillab.exe"))
 
     _signal.signal(_signal.SIGINT, _interrupted_early)
 
-__all__ = ["__version__", "Kernel", "KERNELS", "CPU_KERNELS", "get"]
+__all__ = ["__version__", "Kernel", "KERNELS", "CPU_KERNELS", "get", "check",
+           "load_ipython_extension"]
+
+
+def load_ipython_extension(ipython):
+    """`%load_ext gillab`: the %gillab line magic and %%gillab cell magic."""
+    from gillab.ipython import load_ipython_extension as load
+
+    load(ipython)
 
 
 def __getattr__(name):
@@ -30,4 +38,8 @@ def __getattr__(name):
         from gillab import kernels
 
         return getattr(kernels, name)
+    if name == "check":  # gillab.check(statement, setup="", globals=None, ...)
+        from gillab.checker.api import check
+
+        return check
     raise AttributeError(f"module 'gillab' has no attribute {name!r}")

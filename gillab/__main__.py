@@ -1,4 +1,4 @@
-"""Command line: python -m gillab {compare,show,kernels,env,demo,convoy}."""
+"""Command line: python -m gillab {check,compare,show,kernels,env,demo,convoy}."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 
-from gillab import checks
+from gillab import checks, registry
 from gillab.errors import (EXIT_CELLS_FAILED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE,
                            UsageError, UserError, check_output_path)
 
@@ -58,17 +58,15 @@ MAX_THREADS = 4096
 
 
 def _check_worker_limits(plan, args) -> None:
-    from gillab.executors import PROCESS_EXECUTORS
-
     most = max(plan.workers)
-    in_processes = [e for e in plan.executors if e in PROCESS_EXECUTORS or e == "dask"]
+    in_processes = [e for e in plan.executors if registry.spec(e).worker_kind == "process"]
     if in_processes and most > args.max_processes:
         raise UsageError(
             f"-w {most} on {in_processes[0]} means {most} processes, over the limit of "
             f"{args.max_processes} (each costs a fork and megabytes of memory); "
             f"raise it with --max-processes {most} if you mean it")
-    in_threads = [e for e in plan.executors if e in ("threads", "thread_pool", "gevent",
-                                                       "interpreters")]
+    in_threads = [e for e in plan.executors if registry.spec(e).worker_kind == "thread"
+                  and e != "serial"]
     if in_threads and most > args.max_threads:
         raise UsageError(
             f"-w {most} on {in_threads[0]} means {most} workers, over the limit of "
@@ -101,13 +99,15 @@ def cmd_compare(args) -> list[str]:
         kernels=tuple(dict.fromkeys(args.kernel)) if args.kernel else Plan.kernels,
         executors=tuple(dict.fromkeys(executors)) if executors else Plan.executors,
         workers=args.workers or ((1, 2) if args.quick else (1, 2, 4)),
-        repeat=args.repeat or (1 if args.quick else 3),
+        repeat=args.repeat or (1 if args.quick else 2),
+        max_repeat=max(args.repeat or 0, 3 if args.quick else 5),
         target_s=args.target_s or (0.1 if args.quick else 0.3),
         target=args.target,
         start_methods=args.start_method or (None,),
         cost=args.cost,
         dask_shapes=args.dask_shape,
         dask_scheduler=args.dask_scheduler,
+        dask_config=args.dask_config,
     )
     _check_worker_limits(plan, args)
     if not getattr(args, "skip_unavailable", False):
@@ -115,13 +115,16 @@ def cmd_compare(args) -> list[str]:
     if args.dask_shape and args.dask_scheduler:
         raise UsageError("--dask-shape cannot reshape an existing cluster: "
                          "drop one of --dask-shape, --dask-scheduler")
+    if args.dask_config and args.dask_scheduler:
+        raise UsageError("--dask-config cannot reconfigure an existing cluster: "
+                         "drop one of --dask-config, --dask-scheduler")
     if "dask" in plan.executors:
         if plan.dask_scheduler:
             from gillab.dask_cells import check_scheduler
 
             check_scheduler(plan.dask_scheduler)  # unreachable: one line, exit 1, no waiting
-    elif args.dask_shape or args.dask_scheduler:
-        raise UsageError("--dask-shape and --dask-scheduler need -e dask")
+    elif args.dask_shape or args.dask_scheduler or args.dask_config:
+        raise UsageError("--dask-shape, --dask-scheduler and --dask-config need -e dask")
     if plan.target:
         # Imported and called once in a throwaway process: a broken module is a usage
         # error; a function that ends its process or hangs runs in worker processes only.
@@ -208,13 +211,27 @@ def cmd_demo(args) -> list[str]:
     return []
 
 
+def cmd_check(args) -> list[str]:
+    from gillab.checker.cli import cmd_check as run
+
+    return run(args)
+
+
+def cmd_timeline(args) -> list[str]:
+    from gillab.timeline.cli import cmd_timeline as run
+
+    return run(args)
+
+
 COMMANDS = {
+    "check": cmd_check,
     "compare": cmd_compare,
     "show": cmd_show,
     "demo": cmd_demo,
     "convoy": cmd_convoy,
     "env": cmd_env,
     "kernels": cmd_kernels,
+    "timeline": cmd_timeline,
 }
 
 
@@ -243,8 +260,9 @@ def create_parser() -> argparse.ArgumentParser:
     p.add_argument("-w", "--workers", type=checks.worker_list, metavar="1,2,4",
                    help="worker counts (default 1,2,4; 1,2 with --quick)")
     p.add_argument("--repeat", type=checks.bounded_int(checks.MAX_REPEAT), metavar="N",
-                   help="timed runs per cell; the median is kept (default 3; 1 with --quick; "
-                        f"at most {checks.MAX_REPEAT})")
+                   help="timed runs per cell at least; more, up to 5 (or N), while the runs "
+                        "lead to different verdicts; the median is kept (default 2; 1 with "
+                        f"--quick; at most {checks.MAX_REPEAT})")
     p.add_argument("--quick", action="store_true",
                    help="every kernel and executor at 1 and 2 workers, 0.1 s tasks")
     p.add_argument("--target-s", type=checks.task_seconds, metavar="S",
@@ -273,6 +291,13 @@ def create_parser() -> argparse.ArgumentParser:
                         "shape whose product is the worker count)")
     p.add_argument("--dask-scheduler", metavar="ADDRESS", type=checks.nonempty,
                    help="use this running dask scheduler instead of a local cluster")
+    try:
+        from gillab.dask_cells import CONFIGS, DEFAULT_CONFIG
+    except ImportError:  # no compiled extension: `show` must still parse its command line
+        CONFIGS, DEFAULT_CONFIG = None, "quiet"
+    p.add_argument("--dask-config", choices=list(CONFIGS) if CONFIGS else None,
+                   help=f"the local cluster's dask settings (default {DEFAULT_CONFIG}: "
+                        "distributed's profiler off; dask: its own defaults; see docs/dask.md)")
     p.add_argument("--json", metavar="PATH", type=checks.nonempty,
                    help="also write every cell as JSON (atomically)")
     p.add_argument("--plot", metavar="PATH", type=checks.nonempty,
@@ -281,6 +306,10 @@ def create_parser() -> argparse.ArgumentParser:
     # Set by compare --python for the runs it starts: skip, do not refuse, an executor
     # asked for by name that one interpreter lacks.
     p.add_argument("--skip-unavailable", action="store_true", help=argparse.SUPPRESS)
+
+    from gillab.checker.cli import add_parser as add_check_parser
+
+    add_check_parser(sub)
 
     p = sub.add_parser("show", help="print the table of a saved compare --json run")
     p.add_argument("path", metavar="RESULTS.json")
@@ -313,6 +342,10 @@ def create_parser() -> argparse.ArgumentParser:
     p.add_argument("--lang", choices=["en", "zh"], default="en",
                    help="language of the narration (default en)")
     p.add_argument("--fast", action="store_true", help="scale sleeps down (for tests)")
+
+    from gillab.timeline.cli import add_parser as add_timeline_parser
+
+    add_timeline_parser(sub)
     return parser
 
 
@@ -334,15 +367,12 @@ def _start_methods(text: str) -> tuple:
 
 def _shape_list(text: str) -> tuple:
     """'2x1,1x2' -> ('2x1', '1x2'): P processes x T threads, each >= 1."""
-    shapes = []
-    for part in (p.strip().lower() for p in text.split(",") if p.strip()):
-        procs, sep, threads = part.partition("x")
-        if not sep:
-            raise argparse.ArgumentTypeError(f"a shape is PxT, like 2x1: got {part!r}")
-        shapes.append(f"{_positive_int(procs)}x{_positive_int(threads)}")
-    if not shapes:
-        raise argparse.ArgumentTypeError("give shapes like 2x1,1x2")
-    return tuple(dict.fromkeys(shapes))
+    from gillab.dask_cells import parse_shapes  # the one reader of a shape
+
+    try:
+        return parse_shapes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -389,6 +419,11 @@ def _main_as_program() -> int:
         return _main(None)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except ImportError as exc:  # building the parser needed what is missing: one line
+        if "--debug" in sys.argv[1:2]:
+            raise
+        print(f"gillab: error: {checks.shadowing_problem() or exc}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def _main(argv) -> int:

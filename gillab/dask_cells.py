@@ -3,65 +3,58 @@
 Should my Dask workers be processes or threads for *this* function? A cell runs k
 identical tasks on a cluster shaped P processes x T threads (P x T = k), one task
 pinned to each worker thread, through the client (``pure=False``, so k identical
-calls stay k tasks), checks every answer, and measures it with gillab.measure like
-every other cell: wall and CPU time of the whole cluster, ``gil_wait`` inside the
-tasks, the noise guard.
+calls stay k tasks), checks every answer, and is measured by gillab.measure.measure_cell
+like every other cell: wall and CPU time of the whole cluster, ``gil_wait`` inside
+the tasks, the one noise guard. The cluster's life (start, Ctrl-C, reaping) is
+gillab.dask_cluster's.
 
-Beside gillab's figures, each cell carries two of Dask's own:
+Beside gillab's figures, each cell carries Dask's own and what they cost:
 
 - ``loop_stall_s``: the longest gap between two ticks of a worker's event loop
-  (distributed's own ``tick-duration``, the figure behind its "Event loop was
-  unresponsive" message; 0.02 s, the tick interval, when nothing stalls). A task
-  that holds the GIL inside one C call freezes the loop for the whole call:
-  no heartbeats, and the worker can look dead.
-- ``dask_gil_contention``: what distributed's system monitor reports through
-  gilknocker (None without gilknocker, which distributed then leaves off silently).
-
-By default each shape gets a LocalCluster of its own on 127.0.0.1, with no fixed
-port, started before the timed runs and closed after them (also on Ctrl-C).
-Workers start with ``spawn``: whatever a task needs must be importable. With
-``scheduler=ADDRESS`` an existing cluster is measured as it is shaped.
+  (distributed's own ``tick-duration``; 0.02 s, the tick interval, when nothing stalls).
+- ``dask_gil_contention``: distributed's system monitor through gilknocker (None
+  without gilknocker, or with the monitor off).
+- ``dask_config``: which dask configuration the workers ran with (CONFIGS), and
+  ``dask_own_cores``: CPU the cluster used beyond its tasks' own threads, per second
+  of the cell (distributed's threads: profiler, monitor, event loops, the scheduler).
 """
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import gc
-import logging
-import math
-import multiprocessing.resource_tracker
 import os
-import signal
-import statistics
-import threading
 import time
 
-import psutil
-
-from gillab import kernels
+from gillab import kernels, stats
+from gillab.dask_cluster import (DaskCellFailed, cluster_cpu, cpu_delta, existing_cluster,
+                                 local_cluster, submit_pinned, worker_threads)
 from gillab.errors import UserError
-from gillab.measure import (CellMeasurement, StartupCost, machine_busy,
-                            measure_cell, measure_startup, run_task, time_call)
+from gillab.measure import CellMeasurement, ExtraCpu, StartupCost, measure_cell, run_task
 
-__all__ = ["plan_shapes", "parse_shape", "shape_of", "measure_dask", "local_cluster",
-           "connect", "check_scheduler", "dispatch_us_dask", "CONNECT_TIMEOUT_S"]
+__all__ = ["CONFIGS", "DEFAULT_CONFIG", "plan_shapes", "parse_shape", "parse_shapes",
+           "shape_of", "measure_dask", "cell_figures", "check_scheduler", "dispatch_us_dask",
+           "dask_reason"]
 
-#: How long to wait for an existing scheduler before saying it cannot be reached.
-CONNECT_TIMEOUT_S = 5
+#: The dask configurations a local cell can run with. "dask" is distributed's own
+#: defaults; "quiet" switches off the statistical profiler, which samples every
+#: worker thread's stack every 10 ms under the worker's GIL: see docs/dask.md for
+#: what each of distributed's own threads costs a pure-Python task.
+CONFIGS: dict[str, dict] = {
+    "dask": {},
+    "quiet": {"distributed.worker.profile.enabled": False},
+}
+DEFAULT_CONFIG = "quiet"
+
 #: Distributed's own event-loop tick: an idle loop's longest gap is about this.
 _TICK_METRIC = "tick-duration"
+_NO_FIGURES = {"loop_stall_s": None, "dask_gil_contention": None}
 
 
-class DaskCellFailed(Exception):
-    """A dask cell could not be measured (a worker died or hung): the cell says why."""
-
-
-# --- shapes ----------------------------------------------------------------------------
+# --- shapes: the one place a "PxT" is read ----------------------------------------------
 
 
 def parse_shape(shape: str) -> tuple[int, int]:
     """"2x1" -> (2, 1): P worker processes x T threads each, both >= 1."""
-    procs, sep, threads = str(shape).lower().partition("x")
+    procs, sep, threads = str(shape).strip().lower().partition("x")
     try:
         p, t = int(procs), int(threads)
     except ValueError:
@@ -69,6 +62,16 @@ def parse_shape(shape: str) -> tuple[int, int]:
     if not sep or p < 1 or t < 1:
         raise ValueError(f"a dask shape is PxT with P, T >= 1, like 2x1: got {shape!r}")
     return p, t
+
+
+def parse_shapes(text: str) -> tuple[str, ...]:
+    """"2x1, 1X2,2x1" -> ("2x1", "1x2"): the command line's --dask-shape, in order,
+    without repeats; ValueError (one line) for a bad or empty list."""
+    shapes = [f"{p}x{t}" for p, t in
+              (parse_shape(part) for part in text.split(",") if part.strip())]
+    if not shapes:
+        raise ValueError("give dask shapes like 2x1,1x2")
+    return tuple(dict.fromkeys(shapes))
 
 
 def plan_shapes(workers, shapes=None) -> list[tuple[int, str]]:
@@ -108,20 +111,22 @@ def _warm(task: kernels.Task, seconds: float) -> int:
     return os.getpid()
 
 
-def _probe_start(dask_worker):
-    """Forget the worker's longest tick so far; close a system-monitor window."""
+def _probe_start(open_window: bool, dask_worker):
+    """Forget the worker's longest tick so far; with ``open_window``, open a
+    system-monitor window (gilknocker's figure needs about a second to mean anything)."""
     dask_worker.digests_max.pop(_TICK_METRIC, None)
     monitor = dask_worker.monitor
-    if not getattr(monitor, "monitor_gil_contention", False):
+    if not open_window or not getattr(monitor, "monitor_gil_contention", False):
         return None
     if not hasattr(monitor, "cumulative_gil_contention"):
         return None  # older distributed: no running total to take a window of
-    monitor.update()  # resets gilknocker: the cell's window starts here
+    monitor.update()  # resets gilknocker: the window starts here
     return monitor.cumulative_gil_contention, monitor.last_time
 
 
 def _probe_read(start, dask_worker):
-    """(longest tick since _probe_start, mean gil_contention since then or None)."""
+    """(longest tick since _probe_start, mean gil_contention since the window it opened,
+    or None)."""
     from distributed.metrics import time as dask_time  # the clock distributed ticks by
 
     tick = dask_worker.digests_max.get(_TICK_METRIC)
@@ -129,8 +134,8 @@ def _probe_read(start, dask_worker):
     if last_tick is not None:  # the gap still open counts too (a short run may end in it)
         tick = max(tick or 0.0, dask_time() - last_tick)
     contention = None
-    monitor = dask_worker.monitor
     if start is not None:
+        monitor = dask_worker.monitor
         monitor.update()
         cumulative0, time0 = start
         span = monitor.last_time - time0
@@ -139,295 +144,65 @@ def _probe_read(start, dask_worker):
     return tick, contention
 
 
-def _process_cpu():
-    """This process's CPU seconds, and who it is (to tell a local process from a remote one)."""
-    proc = psutil.Process()
-    times = proc.cpu_times()
-    return {"pid": proc.pid, "create_time": proc.create_time(), "boot_id": _boot_id(),
-            "cpu_s": times.user + times.system}
-
-
-def _boot_id() -> str | None:
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            return f.read().strip()
-    except OSError:
-        return None
-
-
-# --- Ctrl-C ----------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _sigint_deferred():
-    """Hold Ctrl-C back until the block is done, then raise it.
-
-    Starting or stopping a cluster must not be cut in half (a half-made cluster
-    leaves worker processes behind). Threads started meanwhile (distributed's loop
-    and process watchers) keep SIGINT blocked, and so do the worker processes they
-    spawn: the terminal's Ctrl-C reaches the whole process group, but only this
-    process should act on it, by closing the cluster.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    # multiprocessing unblocks SIGINT in the thread that first starts its resource
-    # tracker; start it now so no thread started below does.
-    multiprocessing.resource_tracker.ensure_running()
-    caught = []
-    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
-    if previous is None:  # a handler installed outside Python: the default is the best guess
-        previous = signal.default_int_handler
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-        signal.signal(signal.SIGINT, previous)  # runs a Ctrl-C pending meanwhile first
-        if caught:
-            raise KeyboardInterrupt
-
-
-# --- clusters --------------------------------------------------------------------------
-
-
-def _child_pids() -> set[int]:
-    return {c.pid for c in psutil.Process().children(recursive=True)}
-
-
-def _is_resource_tracker(proc: psutil.Process) -> bool:
-    # multiprocessing's tracker serves the whole process and ends with it: not ours to stop.
-    with contextlib.suppress(psutil.Error):
-        return any("resource_tracker" in part for part in proc.cmdline())
-    return False
-
-
-def _reap(before: set[int], timeout_s: float = 5.0) -> None:
-    """Kill any process the cluster started that outlived its close."""
-    left = []
-    for pid in _child_pids() - before:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc = psutil.Process(pid)
-            if not _is_resource_tracker(proc):
-                left.append(proc)
-    for proc in left:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.kill()
-    psutil.wait_procs(left, timeout=timeout_s)
-
-
-@contextlib.contextmanager
-def local_cluster(n_processes: int, n_threads: int, startup: list | None = None):
-    """A Client on a fresh LocalCluster: P spawned worker processes x T threads, on
-    127.0.0.1, every port chosen by the OS. Closed on the way out, Ctrl-C included;
-    a worker process that survives the close is killed.
-
-    If ``startup`` is a list, the cluster's start-up cost (StartupCost) is appended.
-    """
-    import dask
-    from distributed import Client, LocalCluster
-
-    config = {"distributed.worker.multiprocessing-method": "spawn",
-              "distributed.worker.daemon": True}
-    before = _child_pids()
-    cluster = client = None
-    try:
-        with _sigint_deferred(), dask.config.set(config):
-            cost, cluster = measure_startup(lambda: LocalCluster(
-                n_workers=n_processes, threads_per_worker=n_threads, processes=True,
-                host="127.0.0.1", scheduler_port=0,
-                # The scheduler serves HTTP (health, metrics) even with the dashboard
-                # off, on 8787 unless told otherwise: an OS-chosen port on loopback.
-                dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": False},
-                worker_dashboard_address=None,
-                # Dask's own log lines (a stalled loop, a heartbeat lost while closing)
-                # would land in the progress display; a cell reports its failures itself.
-                silence_logs=logging.CRITICAL))
-            client = Client(cluster, set_as_default=False)
-        if startup is not None:
-            startup.append(cost)
-        yield client
-    finally:
-        with _sigint_deferred():
-            for obj in (client, cluster):
-                if obj is not None:
-                    # A worker stuck in a GIL-holding call may not close in time:
-                    # _reap ends it, so a slow close is no reason to fail the run.
-                    with contextlib.suppress(OSError, RuntimeError):
-                        obj.close(timeout=10)
-            _reap(before)
-
-
-def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S):
-    """A Client on a running scheduler; UserError (one line) if it cannot be reached."""
-    from distributed import Client
-
-    message = None
-    try:
-        client = Client(address, timeout=timeout_s, set_as_default=False)
-    except (OSError, ValueError, TypeError) as exc:  # TimeoutError is an OSError
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if message is not None:
-        # The half-made Client lives on in the exception's frames; collect it now,
-        # while its loop runs, or its __del__ waits out a timeout at exit.
-        gc.collect()
-        raise UserError(f"cannot reach the dask scheduler at {address}: {message}")
-    try:
-        client.wait_for_workers(1, timeout=timeout_s)
-    except (OSError, TimeoutError):
-        client.close()
-        raise UserError(f"the dask scheduler at {address} has no workers "
-                        f"(waited {timeout_s:g} s)") from None
-    return client
-
-
-def check_scheduler(address: str) -> str:
-    """The shape of the cluster at ``address`` ("2x1"), or UserError (one line) within
-    about CONNECT_TIMEOUT_S: for the command line to fail before measuring anything."""
-    with _existing_cluster(address) as client:
-        return shape_of(_worker_threads(client).values())
-
-
-@contextlib.contextmanager
-def _existing_cluster(address: str):
-    client = connect(address)
-    try:
-        yield client
-    finally:
-        with _sigint_deferred(), contextlib.suppress(OSError, RuntimeError):
-            client.close()
-
-
-def _worker_threads(client) -> dict[str, int]:
-    """{worker address: threads}, in address order."""
-    return dict(sorted(client.nthreads().items()))
-
-
-# --- the cells -------------------------------------------------------------------------
+# --- the run and what it sees ------------------------------------------------------------
 
 
 class _Runner:
-    """run() for measure_cell: one task per worker thread, through the client."""
+    """run() for measure_cell: one task per worker thread, pinned, through the client
+    (left alone, the scheduler may queue two tasks on one worker: a shape is measured
+    as named)."""
 
-    #: How often a run that waits for its tasks checks that their workers are alive.
-    poll_s = 0.5
-
-    def __init__(self, client, task: kernels.Task, threads: dict[str, int],
-                 timeout_s: float, remote_cpu: bool):
+    def __init__(self, client, task: kernels.Task, threads: dict[str, int], timeout_s: float):
         self.client = client
         self.task = task
-        # Pinned: one task per worker thread, so that a shape is measured as named
-        # (left alone, the scheduler may queue two tasks on one worker).
         self.placement = [addr for addr, t in threads.items() for _ in range(t)]
         self.timeout_s = timeout_s
-        self.remote_cpu = remote_cpu
-        self.cluster_cpu: list[tuple[dict, dict]] = []  # per run: snapshots before, after
 
     def __call__(self):
-        before = _cluster_cpu(self.client) if self.remote_cpu else None
-        results = self.submit(run_task, self.task)
-        if before is not None:  # the two round trips are inside the timed run; the sums are not
-            self.cluster_cpu.append((before, _cluster_cpu(self.client)))
-        return results
+        return self.submit(run_task, self.task)
 
     def submit(self, func, *args):
         """func(*args) once per placement slot; the answers in order, or DaskCellFailed."""
-        from distributed import KilledWorker
+        return submit_pinned(self.client, self.placement, self.timeout_s, func, *args)
 
-        futures = [self.client.submit(func, *args, pure=False, workers=[addr],
-                                      allow_other_workers=False)
-                   for addr in self.placement]
+
+class _ClusterSource:
+    """measure_cell's ``cpu_source`` for a dask cell: around each timed run, reads Dask's
+    own figures on every worker (the loop's longest tick per run; gil_contention over
+    each try of ``repeat`` runs, where it is kept with the try's last run) and, for a
+    cluster that is not this process's children, its processes' CPU."""
+
+    def __init__(self, client, repeat: int, remote_cpu: bool):
+        self.client = client
+        self.repeat = repeat
+        self.remote_cpu = remote_cpu
+        self.runs = 0
+        self.window: dict = {}
+
+    def __call__(self):
+        first, last = self.runs % self.repeat == 0, self.runs % self.repeat == self.repeat - 1
+        self.runs += 1
         try:
-            self._wait(futures)
-            return self.client.gather(futures)
-        except BaseException as exc:
-            # Unrun tasks must not stay queued (on a shared cluster, above all);
-            # a task already running in a worker thread runs to its end.
-            with contextlib.suppress(Exception):
-                self.client.cancel(futures)
-            if isinstance(exc, KilledWorker):
-                raise DaskCellFailed(f"a dask worker died running the task: {exc}"
-                                     .splitlines()[0]) from None
-            if isinstance(exc, OSError):  # TimeoutError, a lost connection
-                raise DaskCellFailed(f"the cluster failed: {type(exc).__name__}: {exc}"
-                                     .splitlines()[0]) from None
-            raise
+            starts = self.client.run(_probe_start, first)
+        except OSError:  # a worker gone: the run itself will say more
+            starts = {}
+        if first:
+            self.window = {addr: start for addr, start in starts.items() if start is not None}
+        before = cluster_cpu(self.client) if self.remote_cpu else None
 
-    def _wait(self, futures) -> None:
-        """Wait for every task; fail as soon as a worker they are pinned to is gone
-        (its nanny may restart it, under another address: the task would wait forever)."""
-        from distributed import wait
+        def stop() -> ExtraCpu:
+            total = local = 0.0
+            if before is not None:
+                total, local = cpu_delta(before, cluster_cpu(self.client))
+            windows = {addr: self.window.get(addr) if last else None for addr in starts}
+            return ExtraCpu(total, local, _read_probes(self.client, windows))
 
-        for _ in range(max(1, math.ceil(self.timeout_s / self.poll_s))):
-            try:
-                with self.client.as_current():  # wait() asks for "the" client
-                    wait(futures, timeout=self.poll_s)
-                return
-            except TimeoutError:
-                gone = set(self.placement) - set(self.client.nthreads())
-                if gone:
-                    raise DaskCellFailed(f"a dask worker died running the task "
-                                         f"({len(gone)} of {len(set(self.placement))} "
-                                         "gone from the scheduler)") from None
-        raise DaskCellFailed(f"no answer within {self.timeout_s:.0f} s")
+        return stop
 
 
-def _cluster_cpu(client) -> dict:
-    """CPU seconds of every cluster process that is not this process's child."""
-    snapshot = {addr: info for addr, info in client.run(_process_cpu).items()}
-    with contextlib.suppress(ValueError, OSError):
-        snapshot["scheduler"] = client.run_on_scheduler(_process_cpu)
-    return snapshot
-
-
-def _is_here(info: dict) -> tuple[bool, bool]:
-    """(on this machine, a child of this process) for a _process_cpu() answer."""
-    if info["boot_id"] != _boot_id():
-        return False, False
-    try:
-        proc = psutil.Process(info["pid"])
-        same = abs(proc.create_time() - info["create_time"]) < 0.05
-    except psutil.Error:
-        return False, False
-    if not same:
-        return False, False
-    mine = proc.pid == os.getpid() or proc.pid in _child_pids()
-    return True, mine
-
-
-def _cpu_delta(before: dict, after: dict) -> tuple[float, float]:
-    """CPU seconds cluster processes used between two snapshots that cpu_snapshot()
-    cannot see (not this process nor its children): (all of them, those on this machine)."""
-    total = local = 0.0
-    for key, info in after.items():
-        if key not in before or before[key]["pid"] != info["pid"]:
-            continue  # restarted meanwhile: its CPU is unknown
-        here, mine = _is_here(info)
-        if mine:
-            continue  # cpu_snapshot() counts it already
-        used = max(0.0, info["cpu_s"] - before[key]["cpu_s"])
-        total += used
-        if here:
-            local += used
-    return total, local
-
-
-def _with_cluster_cpu(measured: CellMeasurement, cluster_cpu, n_cpus: int) -> CellMeasurement:
-    """Add the cluster's CPU to each repeat, and take its share on this machine out of
-    the noise (it was the cell's own work, not another process's)."""
-    repeats = []
-    for r, (before, after) in zip(measured.repeats, cluster_cpu):
-        total, local = _cpu_delta(before, after)
-        noise = r.noise
-        if noise is not None and r.wall_s > 0:
-            noise = max(0.0, noise - local / (r.wall_s * n_cpus))
-        repeats.append(dataclasses.replace(r, cpu_s=r.cpu_s + total, noise=noise))
-    return CellMeasurement(tuple(repeats), measured.tries)
-
-
-def _dask_figures(client, starts: dict) -> dict:
-    """Read what the workers saw since _probe_start: the longest event-loop tick (max
-    over workers) and the system monitor's gil_contention (mean over workers)."""
+def _read_probes(client, starts: dict) -> dict:
+    """The longest event-loop tick (max over workers) and gil_contention (mean over
+    workers) since _probe_start."""
     readings = []
     for addr, start in starts.items():
         with contextlib.suppress(OSError, KeyError, ValueError):  # a worker gone meanwhile
@@ -435,76 +210,72 @@ def _dask_figures(client, starts: dict) -> dict:
     ticks = [tick for tick, _ in readings if tick is not None]
     contentions = [c for _, c in readings if c is not None]
     return {"loop_stall_s": max(ticks) if ticks else None,
-            "dask_gil_contention": statistics.fmean(contentions) if contentions else None}
+            "dask_gil_contention": stats.mean(contentions) if contentions else None}
 
 
-def _measure_guarded(client, runner: _Runner, repeat, noise_limit, max_tries, pause_s=1.0):
-    """measure_cell's noise guard, one try at a time, so that Dask's own figures are
-    read for each try and kept with it (not averaged over the pauses between tries),
-    and, for a cluster that is not this process's children, so that the guard judges
-    the noise once the cluster's own CPU is taken out of it.
+# --- the cells ---------------------------------------------------------------------------
 
-    Returns (CellMeasurement, Dask's figures for the try that was kept).
-    """
-    busy = machine_busy()
-    n_cpus = busy[1] if busy else (os.cpu_count() or 1)
-    best = None
-    for attempt in range(1, max_tries + 1):
-        runner.cluster_cpu.clear()
-        try:
-            starts = client.run(_probe_start)
-        except OSError:  # a worker went away between tries: the run will say more
-            starts = {}
-        # One try: the guard's decision is taken here, on the corrected figures.
-        raw = measure_cell(runner, repeat, noise_limit=math.inf, max_tries=1)
-        if runner.remote_cpu:
-            raw = _with_cluster_cpu(raw, runner.cluster_cpu, n_cpus)
-        current = CellMeasurement(raw.repeats, attempt), _dask_figures(client, starts)
-        noise = current[0].noise
-        if noise is None or noise <= noise_limit:
-            return current
-        if best is None or noise < best[0].noise:
-            best = current
-        if attempt < max_tries:
-            time.sleep(pause_s)
-    return CellMeasurement(best[0].repeats, max_tries), best[1]
+
+def cell_figures(measured: CellMeasurement) -> dict:
+    """Dask's own figures over the kept repeats, and the cluster's CPU beyond its tasks:
+    the ``extra`` fields a dask cell adds (see the module's docstring)."""
+    seen = [r.observed for r in measured.repeats if r.observed]
+    stalls = [s["loop_stall_s"] for s in seen if s["loop_stall_s"] is not None]
+    contentions = [s["dask_gil_contention"] for s in seen
+                   if s["dask_gil_contention"] is not None]
+    own = [max(0.0, r.cpu_s - sum(t.thread_cpu_s for t in r.tasks)) / r.wall_s
+           for r in measured.repeats if r.wall_s > 0]
+    return {"loop_stall_s": max(stalls) if stalls else None,
+            "dask_gil_contention": stats.mean(contentions) if contentions else None,
+            "dask_own_cores": stats.median(own) if own else None}
 
 
 def _measure_on(client, task, repeat, noise_limit, max_tries, timeout_s, remote, cost):
     """Measure one cell on a started cluster: (CellMeasurement or error, extra fields)."""
-    runner = _Runner(client, task, _worker_threads(client), timeout_s, remote_cpu=remote)
+    runner = _Runner(client, task, worker_threads(client), timeout_s)
     try:
         runner.submit(_warm, task, 0.05)
-        measured, extra = _measure_guarded(client, runner, repeat, noise_limit, max_tries)
+        measured = measure_cell(runner, repeat, noise_limit=noise_limit, max_tries=max_tries,
+                                cpu_source=_ClusterSource(client, repeat, remote_cpu=remote))
     except DaskCellFailed as exc:
-        return str(exc), {"loop_stall_s": None, "dask_gil_contention": None}
+        return str(exc), dict(_NO_FIGURES)
+    extra = cell_figures(measured)
     if cost:
+        from gillab.dispatch import dispatch_us_client
+
         with contextlib.suppress(OSError):  # no answer in time: no figure, the cell stands
-            extra["dispatch_us"] = _dispatch_us(client, n_tasks=200, repeat=3,
-                                                timeout_s=timeout_s)
+            extra["dispatch_us"] = dispatch_us_client(client, n_tasks=200, repeat=3,
+                                                      timeout_s=timeout_s)
     return measured, extra
 
 
 def measure_dask(task: kernels.Task, workers, *, shapes=None, scheduler: str | None = None,
                  repeat: int = 3, noise_limit: float = 0.10, max_tries: int = 3,
-                 timeout_s: float = 300.0, cost: bool = False, on_start=None):
-    """Measure ``task`` on dask clusters; yield (k, shape, measured, extra) per cell.
+                 timeout_s: float = 300.0, cost: bool = False, on_start=None,
+                 config: str = DEFAULT_CONFIG):
+    """Measure ``task`` on dask clusters; yield (k, measured, extra) per cell, the shape
+    of gillab.compare.measure_gevent_cells.
 
     ``measured`` is a gillab.measure.CellMeasurement, or a one-line message for a
     cell that could not be measured; ``extra`` holds the Cell fields only dask has:
-    ``loop_stall_s`` (max over workers) and ``dask_gil_contention`` (mean over
-    workers, None without gilknocker); ``start_method``; with ``cost``, also
-    ``startup_s``, ``startup_cpu_s`` (the LocalCluster's) and ``dispatch_us``.
+    ``shape``, ``loop_stall_s`` (max over workers and runs), ``dask_gil_contention``
+    (mean; None without gilknocker), ``dask_own_cores``, ``dask_config``,
+    ``start_method``; with ``cost``, also ``startup_s``, ``startup_cpu_s`` (the
+    LocalCluster's) and ``dispatch_us``.
 
-    Cells: see plan_shapes; one LocalCluster per shape, started before its timed runs
-    and closed before the cell is yielded. With ``scheduler`` (an address), the
-    running cluster is measured once, at k = all its worker threads, and its shape
-    is read from the scheduler; ``shapes`` cannot apply there (UserError), and an
-    unreachable scheduler raises UserError within CONNECT_TIMEOUT_S.
+    Cells: see plan_shapes; one LocalCluster per shape, run with CONFIGS[config],
+    started before its timed runs and closed before the cell is yielded. With
+    ``scheduler`` (an address), the running cluster is measured once, as it is
+    configured, at k = all its worker threads, its shape read from the scheduler;
+    ``shapes`` cannot apply there (UserError), and an unreachable scheduler raises
+    UserError within gillab.dask_cluster.CONNECT_TIMEOUT_S.
 
     ``on_start(k, shape)``, if given, is called as each cell begins (for progress;
     the shape of an existing cluster is only known once connected).
     """
+    if config not in CONFIGS:
+        raise ValueError(f"unknown dask configuration {config!r}; choose from "
+                         f"{', '.join(CONFIGS)}")
     if scheduler is not None:
         if shapes:
             raise UserError("--dask-shape cannot reshape an existing cluster "
@@ -515,75 +286,86 @@ def measure_dask(task: kernels.Task, workers, *, shapes=None, scheduler: str | N
     for k, shape in plan_shapes(workers, shapes):
         if on_start is not None:
             on_start(k, shape)
-        n_processes, n_threads = parse_shape(shape)
         startup: list[StartupCost] = []
         try:
-            with local_cluster(n_processes, n_threads, startup) as client:
+            with local_cluster(*parse_shape(shape), startup, CONFIGS[config]) as client:
                 measured, extra = _measure_on(client, task, repeat, noise_limit, max_tries,
                                               timeout_s, remote=False, cost=cost)
         except OSError as exc:  # the cluster did not start, or lost its scheduler
             measured = f"the local dask cluster failed: {type(exc).__name__}: {exc}"
-            measured, extra = measured.splitlines()[0], {"loop_stall_s": None,
-                                                         "dask_gil_contention": None}
-        extra["start_method"] = "spawn"
+            measured, extra = measured.splitlines()[0], dict(_NO_FIGURES)
+        extra.update(shape=shape, start_method="spawn", dask_config=config)
         if cost and startup:
             extra["startup_s"], extra["startup_cpu_s"] = startup[0].wall_s, startup[0].cpu_s
-        yield k, shape, measured, extra  # the cluster is closed: nothing runs meanwhile
+        yield k, measured, extra  # the cluster is closed: nothing runs meanwhile
 
 
 def _measure_existing(task, address, repeat, noise_limit, max_tries, timeout_s, cost,
                       on_start):
-    with _existing_cluster(address) as client:
-        threads = _worker_threads(client)
+    with existing_cluster(address) as client:
+        threads = worker_threads(client)
+        k, shape = sum(threads.values()), shape_of(threads.values())
         if on_start is not None:
-            on_start(sum(threads.values()), shape_of(threads.values()))
+            on_start(k, shape)
         measured, extra = _measure_on(client, task, repeat, noise_limit, max_tries,
                                       timeout_s, remote=True, cost=cost)
-    return sum(threads.values()), shape_of(threads.values()), measured, extra
+    extra.update(shape=shape, dask_config="as running")
+    return k, measured, extra
+
+
+def check_scheduler(address: str) -> str:
+    """The shape of the cluster at ``address`` ("2x1"), or UserError (one line) within
+    about CONNECT_TIMEOUT_S: for the command line to fail before measuring anything."""
+    with existing_cluster(address) as client:
+        return shape_of(worker_threads(client).values())
+
+
+# --- the reason's clause -------------------------------------------------------------------
+
+
+def dask_reason(shape: str | None, gil_wait: float | None, dask_own_cores: float | None,
+                config: str | None, task_slowdown: float | None = None) -> str | None:
+    """A short clause for a dask cell's verdict to append, naming in numbers what Dask
+    itself took from the tasks; None when that is too small to name. See docs/dask.md.
+
+    ``dask_own_cores``: the cluster's CPU beyond its tasks' threads per second of the
+    cell; ``gil_wait``: the tasks' share of time waiting for the GIL, which in
+    single-threaded workers (shape Px1) only Dask's own threads can hold;
+    ``task_slowdown``: a task's CPU time in the cell / the serial task's.
+    """
+    parts = []
+    if task_slowdown is not None and task_slowdown >= 1.15:
+        parts.append(f"each task used {task_slowdown:.1f}x its serial CPU")
+    if dask_own_cores is not None and dask_own_cores >= 0.05:
+        parts.append(f"Dask's own threads used {dask_own_cores:.2f} cores beside the tasks"
+                     + (" (its profiler about half of it: --dask-config quiet turns it off)"
+                        if config == "dask" else ""))
+    single = shape is not None and all(p.endswith("x1") for p in shape.split("+"))
+    if single and gil_wait is not None and gil_wait >= 0.02:
+        parts.append(f"each task waited {gil_wait:.0%} of its time for the GIL of a worker "
+                     "it had to itself: Dask's event loop and monitors held it")
+    return "; ".join(parts) or None
 
 
 # --- dispatch cost ---------------------------------------------------------------------
 
 
-def _dispatch_us(client, n_tasks: int, repeat: int, timeout_s: float = 60.0) -> float:
-    from distributed import wait
-
-    from gillab.dispatch import trivial
-
-    expected = list(range(n_tasks))
-
-    def send():
-        futures = client.map(trivial, range(n_tasks), pure=False)
-        with client.as_current():
-            wait(futures, timeout=timeout_s)
-        return client.gather(futures)
-
-    send()  # the first batch pays lazy costs (imports in the workers)
-    seconds = []
-    for _ in range(repeat):
-        elapsed, answers = time_call(send)
-        if answers != expected:
-            raise RuntimeError("dask returned wrong answers for trivial tasks")
-        seconds.append(elapsed)
-    return statistics.median(seconds) / n_tasks * 1e6
-
-
 def dispatch_us_dask(n_tasks: int = 500, shape: str = "2x1", repeat: int = 3,
-                     scheduler: str | None = None) -> float:
-    """Microseconds per trivial task through ``client.map`` (gillab.dispatch.trivial):
-    the median of ``repeat`` batches of ``n_tasks`` after one untimed batch, on a
-    local cluster of ``shape`` (or the running cluster at ``scheduler``).
+                     scheduler: str | None = None, config: str = DEFAULT_CONFIG) -> float:
+    """Microseconds per trivial task through ``client.map``, measured as for the pools
+    (gillab.dispatch.dispatch_us_client), on a local cluster of ``shape`` run with
+    CONFIGS[config], or on the running cluster at ``scheduler``.
 
-    The same question gillab.dispatch.dispatch_us answers for the pools; the figure
-    is wall time: the client, the scheduler and the worker each take their part.
     Raises ValueError for a bad size, UserError for an unreachable scheduler, and
     TimeoutError if the cluster does not answer within a minute.
     """
+    from gillab.dispatch import dispatch_us_client
+
     for name, value in (("n_tasks", n_tasks), ("repeat", repeat)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an int >= 1, got {value!r}")
     if scheduler is not None:
-        with _existing_cluster(scheduler) as client:
-            return _dispatch_us(client, n_tasks, repeat)
-    with local_cluster(*parse_shape(shape)) as client:
-        return _dispatch_us(client, n_tasks, repeat)
+        with existing_cluster(scheduler) as client:
+            return dispatch_us_client(client, n_tasks, repeat)
+    with local_cluster(*parse_shape(shape), config=CONFIGS[config]) as client:
+        return dispatch_us_client(client, n_tasks, repeat)

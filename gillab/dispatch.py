@@ -15,14 +15,17 @@ import concurrent.futures
 import multiprocessing
 from concurrent.futures.process import BrokenProcessPool
 
+from gillab import registry, stats
 from gillab.executors import WorkerFailed, open_executor
 from gillab.measure import time_call
 
-__all__ = ["DISPATCH_EXECUTORS", "Dispatcher", "dispatch_us", "trivial"]
+__all__ = ["DISPATCH_EXECUTORS", "Dispatcher", "dispatch_us", "dispatch_us_client", "trivial"]
 
 #: Where a per-task dispatch cost is measured. ``serial`` is the floor: the same
 #: calls with no executor in between.
-DISPATCH_EXECUTORS = ("serial", "thread_pool", "process_pool", "mp_pool", "gevent")
+#: Executors with a per-task dispatch figure that this module measures (the registry's
+#: trait; dask measures its own, on its cluster: gillab.dask_cells).
+DISPATCH_EXECUTORS = tuple(n for n, s in registry.SPECS.items() if s.dispatch and n != "dask")
 
 _POOLS = ("thread_pool", "process_pool", "mp_pool")
 
@@ -147,4 +150,30 @@ def dispatch_us(executor: str, n_tasks: int = 2000, chunksize: int = 1, n_worker
             if answers != expected:
                 raise RuntimeError(f"{executor} returned wrong answers for trivial tasks")
             seconds.append(elapsed)
-    return min(seconds) / n_tasks * 1e6
+    return stats.minimum(seconds) / n_tasks * 1e6
+
+
+def dispatch_us_client(client, n_tasks: int = 500, repeat: int = 3,
+                       timeout_s: float = 60.0) -> float:
+    """Microseconds per trivial task through a dask ``client.map`` (``pure=False``):
+    the best of ``repeat`` batches after one untimed batch, like dispatch_us. Wall
+    time: the client, the scheduler and the worker each take their part.
+    Raises RuntimeError for a wrong answer, TimeoutError past ``timeout_s``."""
+    from distributed import wait
+
+    expected = list(range(n_tasks))
+
+    def send():
+        futures = client.map(trivial, range(n_tasks), pure=False)
+        with client.as_current():
+            wait(futures, timeout=timeout_s)
+        return client.gather(futures)
+
+    send()  # the first batch pays lazy costs (imports in the workers)
+    seconds = []
+    for _ in range(repeat):
+        elapsed, answers = time_call(send)
+        if answers != expected:
+            raise RuntimeError("dask returned wrong answers for trivial tasks")
+        seconds.append(elapsed)
+    return stats.minimum(seconds) / n_tasks * 1e6

@@ -49,7 +49,7 @@ def cpu_count() -> int:
 def collect_env() -> dict:
     """The DESIGN.md ``env`` object, as plain data."""
     try:
-        from gillab import __version__
+        from gillab._version import __version__
     except ImportError:  # pragma: no cover - only inside a broken install
         __version__ = None
     return {

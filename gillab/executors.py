@@ -20,20 +20,20 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 
-from gillab import kernels, procutil
-from gillab.measure import TaskResult, run_task
+from gillab import kernels, procutil, registry
+from gillab.measure import TaskResult, now, run_task
 
 __all__ = ["EXECUTORS", "IN_PROCESS", "PROCESS_EXECUTORS", "PER_RUN_STARTUP", "open_executor",
            "unavailable_reason", "WorkerFailed"]
 
-EXECUTORS = ("serial", "threads", "processes", "mp_pool", "thread_pool", "process_pool",
-             "gevent")
+# Views of gillab.registry, the one table of executor traits.
+EXECUTORS = registry.DEFAULT_EXECUTORS
 #: Executors whose workers share the measuring process (and its GIL).
-IN_PROCESS = frozenset({"serial", "threads", "thread_pool"})
+IN_PROCESS = registry.names_where(shares_gil=True)
 #: Executors whose workers are processes started by multiprocessing (a start method applies).
-PROCESS_EXECUTORS = frozenset({"processes", "mp_pool", "process_pool"})
+PROCESS_EXECUTORS = registry.names_where(start_method=True)
 #: Executors that start their workers inside each run rather than when they open.
-PER_RUN_STARTUP = frozenset({"threads", "processes"})
+PER_RUN_STARTUP = registry.names_where(starts_per_run=True)
 
 
 class WorkerFailed(Exception):
@@ -47,17 +47,19 @@ def _worker_init(parent_pid: int | None = None) -> None:
     procutil.worker_setup(parent_pid)
 
 
-def _run_task_shipped(task: kernels.Task) -> TaskResult:
+def _run_task_shipped(task: kernels.Task, start_at: float | None = None) -> TaskResult:
     """run_task in a worker process: a result that cannot be pickled back becomes the
     task's error (the cell is wrong, the run goes on) instead of a worker traceback."""
-    result = run_task(task)
+    import dataclasses
+
+    result = run_task(task, start_at)
     try:
         pickle.dumps(result)
     except Exception as exc:  # any pickling failure: the value cannot travel
         why = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
-        return TaskResult(None, result.wall_s, result.thread_cpu_s,
-                          f"the result cannot be sent back from a worker process ({why})",
-                          result.pid, result.run_delay_s)
+        return dataclasses.replace(
+            result, value=None,
+            error=f"the result cannot be sent back from a worker process ({why})")
     return result
 
 
@@ -154,9 +156,16 @@ class Threads(Executor):
     def run(self, task, n_tasks):
         _refuse_in_process(task)
         results: list = [None] * n_tasks
+        # Every thread waits at the barrier; the main thread reads the start signal and
+        # releases them together. A thread that then waits for the GIL counts that wait
+        # (without it, a thread started while another holds the GIL in one long C call
+        # would start its clock only after that call: cy_gil read no GIL wait at all).
+        barrier = threading.Barrier(n_tasks + 1)
+        start_at = [0.0]
 
         def work(i):
-            results[i] = run_task(task)
+            barrier.wait()
+            results[i] = run_task(task, start_at[0])
 
         # Daemon threads: after Ctrl-C the interpreter may exit without waiting
         # for a task still inside a kernel call.
@@ -164,6 +173,8 @@ class Threads(Executor):
                    for i in range(n_tasks)]
         for t in threads:
             t.start()
+        start_at[0] = now()
+        barrier.wait()
         _join_or_abandon(threads, time.monotonic() + self.timeout_s, self.timeout_s, task)
         return results
 
@@ -279,13 +290,17 @@ class MpPool(Executor):
 
 
 class _FuturesExecutor(Executor):
-    in_process = False
+    in_process = False   # workers are threads of this process (never ship a task there)
+    #: Workers that share this process's clock and GIL get the start signal: a pool
+    #: thread that waits for the GIL before its task starts shows that wait.
+    start_signal = False
 
     def run(self, task, n_tasks):
         if self.in_process:
             _refuse_in_process(task)
-        futures = [self.pool.submit(run_task if self.in_process else _run_task_shipped, task)
-                   for _ in range(n_tasks)]
+        args = (task, now()) if self.start_signal else (task,)
+        func = run_task if self.in_process else _run_task_shipped
+        futures = [self.pool.submit(func, *args) for _ in range(n_tasks)]
         try:
             return [f.result(timeout=self.timeout_s) for f in futures]
         except BrokenProcessPool:
@@ -302,6 +317,7 @@ class ThreadPool(_FuturesExecutor):
 
     name = "thread_pool"
     in_process = True
+    start_signal = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -112,6 +112,7 @@ class Task:
     kernel: str | None = None
     args: tuple = ()
     target: str | None = None
+    calls: int = 1   # calls a task makes: a short --target is looped until it can be timed
     #: Why this task must not run in gillab's own process (a --target that ended its
     #: process or never returned when probed: see gillab.checks.probe_target), or None.
     unsafe_in_process: str | None = None

@@ -5,18 +5,18 @@ import contextlib
 import math
 import os
 import resource
-import statistics
 import threading
 import time
 from dataclasses import dataclass, field
 
 
-from gillab import kernels
+from gillab import kernels, stats
 
-__all__ = ["TaskResult", "run_task", "time_call", "calibrate_n", "ns_per_iter",
-           "calibrate_kernels", "CpuSnapshot", "cpu_snapshot", "machine_busy",
-           "RepeatResult", "CellMeasurement", "GilProbe", "measure_once", "measure_cell",
-           "pss_mb", "tree_pss_mb", "PeakMemory", "StartupCost", "measure_startup"]
+__all__ = ["TaskResult", "now", "run_task", "autorange_calls", "time_call", "calibrate_n",
+           "ns_per_iter", "calibrate_kernels", "CpuSnapshot", "cpu_snapshot", "process_cpu",
+           "boot_id", "machine_busy", "RepeatResult", "ExtraCpu", "CellMeasurement", "GilProbe",
+           "measure_once", "measure_cell", "pss_mb", "tree_pss_mb", "PeakMemory",
+           "StartupCost", "measure_startup"]
 
 
 # --- inside a worker ------------------------------------------------------------------
@@ -36,6 +36,8 @@ class TaskResult:
     error: str | None = None
     pid: int = 0
     run_delay_s: float | None = None  # time runnable but queued for a CPU (schedstat)
+    calls: int = 1                    # calls of the function this task made (autorange)
+    late_s: float = 0.0               # from the start signal to the task's first call
 
     @property
     def off_cpu(self) -> float:
@@ -71,23 +73,55 @@ def _one_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def run_task(task: kernels.Task) -> TaskResult:
-    """Run one task in whatever worker calls this, timing it from the inside."""
+def now() -> float:
+    """The lab's clock (perf_counter: CLOCK_MONOTONIC on Linux, so one clock for every
+    thread of this process). Executors read it for a start signal through here."""
+    return time.perf_counter()
+
+
+def run_task(task: kernels.Task, start_at: float | None = None) -> TaskResult:
+    """Run one task in whatever worker calls this, timing it from the inside.
+
+    ``start_at`` is the start signal (``now()`` in the thread that released the
+    workers): a task's wall then counts from the moment it could have run, so a thread
+    that first waited for the GIL shows that wait. Without it, from the task's first call.
+    """
     try:
         func = task.resolve()
     except ValueError as exc:  # a target that cannot be loaded here (a worker's own path)
         return TaskResult(None, 0.0, 0.0, str(exc), os.getpid())
     delay0 = _run_delay()
-    wall0, cpu0 = time.perf_counter(), time.thread_time()
+    cpu0 = time.thread_time()
+    begin = time.perf_counter()
+    wall0 = begin if start_at is None else min(start_at, begin)
     try:
-        value, error = func(*task.args), None
+        value, error = None, None
+        for _ in range(task.calls):
+            value = func(*task.args)
     except (Exception, SystemExit) as exc:  # user code, sys.exit() included: the error
         # belongs to the cell and the run goes on. KeyboardInterrupt still stops the run.
         value, error = None, _one_line(exc)
-    wall, cpu = time.perf_counter() - wall0, time.thread_time() - cpu0
+    end = time.perf_counter()
+    cpu = time.thread_time() - cpu0
     delay1 = _run_delay()
     delay = None if delay0 is None or delay1 is None else delay1 - delay0
-    return TaskResult(value, wall, cpu, error, os.getpid(), delay)
+    return TaskResult(value, end - wall0, cpu, error, os.getpid(), delay, task.calls,
+                      begin - wall0)
+
+
+def autorange_calls(func, target_s: float, max_calls: int = 10_000_000) -> int:
+    """How many calls of ``func()`` make a task of about ``target_s`` (timeit's autorange:
+    1, 2, 5, 10, ... calls until a loop takes a fifth of the target, then scaled)."""
+    calls = 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            func()
+        elapsed = time.perf_counter() - t0
+        if elapsed >= target_s / 5 or calls >= max_calls:
+            break
+        calls = calls * 5 // 2 if str(calls)[0] == "2" else calls * 2   # 1, 2, 5, 10, 20, 50, ...
+    return max(1, min(max_calls, round(calls * target_s / max(elapsed, 1e-9))))
 
 
 # --- single calls and calibration -----------------------------------------------------
@@ -188,6 +222,27 @@ def cpu_snapshot() -> CpuSnapshot:
     return CpuSnapshot(me.ru_utime + me.ru_stime, reaped.ru_utime + reaped.ru_stime, live)
 
 
+def process_cpu() -> dict:
+    """This process's CPU seconds, and who it is: run inside a remote worker, the
+    answer tells a process on this machine (and this process's own child) from one
+    elsewhere. {"pid", "create_time", "boot_id", "cpu_s"}."""
+    import psutil
+
+    proc = psutil.Process()
+    times = proc.cpu_times()
+    return {"pid": proc.pid, "create_time": proc.create_time(), "boot_id": boot_id(),
+            "cpu_s": times.user + times.system}
+
+
+def boot_id() -> str | None:
+    """This machine's boot id (Linux), to tell one machine from another; None elsewhere."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -218,6 +273,19 @@ class RepeatResult:
     noise: float | None          # share of the machine other processes used meanwhile
     tasks: tuple                 # TaskResult per task
     gil_held: float | None = None  # share of the run a probe thread found the GIL taken
+    observed: object = None      # what a cpu_source saw beside CPU (a dask cell's figures)
+
+
+@dataclass(frozen=True)
+class ExtraCpu:
+    """CPU a ``cpu_source`` counted during one run that cpu_snapshot() cannot see
+    (processes that are not this one's children: a running dask cluster's), the part
+    of it used on this machine (the cell's own work there, not noise), and anything
+    else the source observed meanwhile (kept as RepeatResult.observed)."""
+
+    cpu_s: float = 0.0
+    local_s: float = 0.0
+    observed: object = None
 
 
 @dataclass(frozen=True)
@@ -229,7 +297,12 @@ class CellMeasurement:
 
     @property
     def wall_s(self) -> float:
-        return statistics.median(r.wall_s for r in self.repeats)
+        return stats.median(r.wall_s for r in self.repeats)
+
+    @property
+    def spread(self) -> float:
+        """Relative spread of the repeats' wall times (gillab.stats.spread)."""
+        return stats.spread(r.wall_s for r in self.repeats)
 
     @property
     def noise(self) -> float | None:
@@ -239,7 +312,7 @@ class CellMeasurement:
     @property
     def gil_held(self) -> float | None:
         values = [r.gil_held for r in self.repeats if r.gil_held is not None]
-        return statistics.median(values) if values else None
+        return stats.median(values) if values else None
 
 
 class _BackgroundSampler:
@@ -286,12 +359,16 @@ class GilProbe(_BackgroundSampler):
         return min(1.0, waited / probed) if probed > 0 else None
 
 
-def measure_once(run, probe_gil: bool = False) -> RepeatResult:
+def measure_once(run, probe_gil: bool = False, cpu_source=None) -> RepeatResult:
     """Time ``run()`` (which runs the cell's tasks) with CPU and machine-load counters.
 
     With ``probe_gil``, a probe thread samples the GIL meanwhile (in-process cells).
+    ``cpu_source``, if given, is called just before the run and returns a callable
+    called just after it, which returns an ExtraCpu: CPU used elsewhere for the
+    cell, added to the run's, its local part taken out of the noise.
     """
     probe = GilProbe() if probe_gil else contextlib.nullcontext()
+    stop_source = cpu_source() if cpu_source is not None else None
     busy0 = machine_busy()
     cpu0 = cpu_snapshot()
     with probe:
@@ -300,27 +377,36 @@ def measure_once(run, probe_gil: bool = False) -> RepeatResult:
         wall = time.perf_counter() - wall0
     cpu = cpu_snapshot().seconds_since(cpu0)
     busy1 = machine_busy()
+    extra = stop_source() if stop_source is not None else ExtraCpu()
     noise = None
     if busy0 is not None and busy1 is not None and wall > 0:
         # /proc/stat counts whole ticks per CPU: take one tick per CPU of reading
         # error out, so a short cell is not called noisy by rounding alone.
-        others = (busy1[0] - busy0[0]) - cpu - busy1[1] / _TICK
+        others = (busy1[0] - busy0[0]) - cpu - extra.local_s - busy1[1] / _TICK
         noise = min(1.0, max(0.0, others) / (wall * busy1[1]))
-    return RepeatResult(wall, cpu, noise, tuple(tasks),
-                        probe.held if probe_gil else None)
+    return RepeatResult(wall, cpu + extra.cpu_s, noise, tuple(tasks),
+                        probe.held if probe_gil else None, extra.observed)
 
 
 def measure_cell(run, repeat: int, noise_limit: float = 0.10, max_tries: int = 3,
-                 pause_s: float = 1.0, probe_gil: bool = False) -> CellMeasurement:
+                 pause_s: float = 1.0, probe_gil: bool = False, max_repeat: int | None = None,
+                 settled=None, cpu_source=None) -> CellMeasurement:
     """Run a cell ``repeat`` times; if other processes took more than ``noise_limit``
     of the machine meanwhile, wait ``pause_s`` and run it again (``max_tries`` in all).
 
-    Keeps the quietest try. ``run`` is a zero-argument callable returning TaskResults.
+    Adaptive, like pyperf's calibration: while ``settled(measurement)`` (the caller's
+    judgement, so this module never judges) says the figures are not yet clear, add
+    repeats up to ``max_repeat``. Keeps the quietest try. ``run`` is a zero-argument
+    callable returning TaskResults; ``cpu_source`` counts CPU used outside this process
+    tree (see measure_once).
     """
     best = None
     for attempt in range(1, max_tries + 1):
-        current = CellMeasurement(
-            tuple(measure_once(run, probe_gil) for _ in range(repeat)), attempt)
+        repeats = [measure_once(run, probe_gil, cpu_source) for _ in range(repeat)]
+        while (settled is not None and len(repeats) < (max_repeat or repeat)
+               and not settled(CellMeasurement(tuple(repeats), attempt))):
+            repeats.append(measure_once(run, probe_gil, cpu_source))
+        current = CellMeasurement(tuple(repeats), attempt)
         if current.noise is None or current.noise <= noise_limit:
             return current
         if best is None or current.noise < best.noise:

@@ -30,7 +30,7 @@ import signal
 import sys
 import threading
 
-__all__ = ["stdout_to_stderr", "read_replies", "set_parent_death_signal", "worker_setup", "child_preexec", "install_fork_hook",
+__all__ = ["stdout_to_stderr", "set_parent_death_signal", "worker_setup", "child_preexec", "install_fork_hook",
            "kill_descendants", "install_sigint_watchdog", "abandon", "abandoned",
            "hard_exit", "EXIT_INTERRUPTED"]
 
@@ -221,61 +221,6 @@ def abandon(thread: threading.Thread, why: str) -> None:
 def abandoned() -> list:
     """(thread, why) for every abandoned thread still alive."""
     return [(t, why) for t, why in _abandoned if t.is_alive()]
-
-
-def read_replies(proc, load, timeout_s: float):
-    """Yield each object ``load(proc.stdout)`` reads from a child, waiting at most
-    ``timeout_s`` for each; when the child ends or hangs, kill it and yield a string
-    saying so (its last stderr line included) instead.
-
-    The child's stderr is drained meanwhile (a user's output there must not fill the
-    pipe and stall the child); only its last lines are kept, for the reason.
-    """
-    import collections
-    import queue
-
-    replies: queue.Queue = queue.Queue()
-    last_lines: collections.deque = collections.deque(maxlen=5)
-    end = object()
-
-    def read_stdout():
-        try:
-            while True:
-                replies.put(load(proc.stdout))
-        except Exception:  # EOF, or a reply cut short by the child's death
-            replies.put(end)
-
-    def drain_stderr():
-        try:
-            for line in proc.stderr:
-                text = line.decode("utf-8", "replace").strip()
-                if text:
-                    last_lines.append(text)
-        except (OSError, ValueError):  # closed under us at the end
-            pass
-
-    readers = [threading.Thread(target=read_stdout, daemon=True, name="gillab-replies"),
-               threading.Thread(target=drain_stderr, daemon=True, name="gillab-stderr")]
-    for t in readers:
-        t.start()
-    while True:
-        try:
-            reply = replies.get(timeout=timeout_s)
-        except queue.Empty:
-            proc.kill()
-            proc.wait()
-            yield f"gave no answer within {timeout_s:.0f} s and was killed"
-            return
-        if reply is not end:
-            yield reply
-            continue
-        proc.wait()
-        readers[1].join(1.0)
-        last = last_lines[-1] if last_lines else "no message"
-        code = proc.returncode
-        yield (f"exited with code {code}: {last}" if code is not None and code >= 0
-               else f"was killed by signal {-(code or 0)}: {last}")
-        return
 
 
 class stdout_to_stderr:

@@ -1,7 +1,11 @@
 """Records -> lines of text. Reporting never measures (house style: build lines, caller prints)."""
 from __future__ import annotations
 
-__all__ = ["format_env", "format_kernels", "format_table", "format_env_line"]
+from dataclasses import dataclass
+from typing import Callable
+
+__all__ = ["format_env", "format_kernels", "format_table", "format_env_line", "Column",
+           "render_table"]
 
 _ENV_LABELS = [
     ("python", "Python"),
@@ -58,9 +62,63 @@ def format_kernels(kernels: dict, calibration: dict | None = None) -> list[str]:
 # --- compare ------------------------------------------------------------------------
 
 WIDTH = 80
-_HEADER = (f"  {'executor':<15}{'w':>2}  {'wall s':>6}  {'speedup':>7}  {'cores':>5}"
-           f"  {'GIL wait':>8}  {'held':>4}  {'ok':<2}  verdict")
 _METHOD_ABBREVIATIONS = {"fork": "fk", "spawn": "sp", "forkserver": "fs"}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a plain-text table: its header, width, alignment and how a row
+    gives its text. Tables are described by their columns in one place."""
+
+    header: str
+    width: int
+    text: Callable
+    align: str = ">"
+
+
+def render_table(columns, rows, indent: str = "  ") -> list[str]:
+    """The header and one line per row, columns two spaces apart."""
+    def line(cells):
+        return (indent + "  ".join(f"{c:{col.align}{col.width}}"
+                                   for col, c in zip(columns, cells))).rstrip()
+    return [line(col.header for col in columns),
+            *(line(col.text(row) for col in columns) for row in rows)]
+
+
+_LOSS_WORDS = {"slower_tasks": "tasks", "waiting": "waits", "executor": "executor"}
+
+
+def _lost_to(cell) -> str:
+    """The largest part of a missing speedup, as the table shows it (the reason gives
+    its figure)."""
+    if cell.main_loss is None or cell.verdict in ("noisy", "wrong"):
+        return ""
+    return _LOSS_WORDS.get(cell.main_loss, cell.main_loss)
+
+
+def _wait_text(cell) -> str:
+    if cell.gil_wait is not None and cell.kernel == "sleep":
+        return _num(cell.gil_wait, ".2f") + "*"   # off-CPU by design, not GIL wait
+    return _num(cell.gil_wait, ".2f")
+
+
+def _seconds(value) -> str:
+    return "-" if value is None else (f"{value:.3f}" if value < 10 else f"{value:.4g}")
+
+
+def _compare_columns(cells, show_method: bool) -> list[Column]:
+    width = max([len("executor")] + [len(cell_label(c, show_method)) for c in cells])
+    return [
+        Column("executor", width, lambda c: cell_label(c, show_method), "<"),
+        Column("w", 2, lambda c: str(c.workers)),
+        Column("wall", 5, lambda c: _seconds(c.wall_s)),
+        Column("speedup", 7, lambda c: "-" if c.speedup is None else f"{c.speedup:.2f}x"),
+        Column("cores", 5, lambda c: _num(c.cores_used, ".2f")),
+        Column("wait", 5, _wait_text),
+        Column("held", 4, lambda c: _num(c.gil_held, ".2f")),
+        Column("verdict", 15, lambda c: c.verdict + ("?" if c.uncertain else ""), "<"),
+        Column("lost to", 8, _lost_to, "<"),
+    ]
 
 
 def cell_label(cell, show_method: bool = False) -> str:
@@ -89,18 +147,6 @@ def format_env_line(env: dict) -> str:
     return (f"{env.get('implementation', 'Python')} {env.get('python', '?')}, {gil}, "
             f"{env.get('cpu_count', '?')} CPUs, switch interval {interval}, "
             f"start method {env.get('start_method', '?')}")
-
-
-def _row(cell, show_method: bool = False) -> str:
-    ok = "✓" if cell.correct else "✗"
-    wait = _num(cell.gil_wait, "8.2f")
-    if cell.gil_wait is not None and cell.kernel == "sleep":
-        wait = _num(cell.gil_wait, "7.2f") + "*"   # off-CPU by design, not GIL wait
-    return (f"  {cell_label(cell, show_method):<15}{cell.workers:>2}  "
-            f"{_num(cell.wall_s, '6.3f'):>6}  "
-            f"{_num(cell.speedup, '6.2f') + 'x' if cell.speedup is not None else '-':>7}  "
-            f"{_num(cell.cores_used, '5.2f'):>5}  {wait:>8}  {_num(cell.gil_held, '4.2f'):>4}"
-            f"  {ok:<2}  {cell.verdict}")
 
 
 def _subject_title(cells, descriptions: dict) -> list[str]:
@@ -165,8 +211,12 @@ def format_table(run, descriptions: dict | None = None) -> list[str]:
     lines = [*_wrap(f"gillab compare — {format_env_line(run.env)}"),
              *_wrap("k identical tasks on k workers. speedup = k x T(serial) / T(cell); "
                     "ideal = min(k, CPUs) for CPU work, k for waits. cores = CPU seconds / "
-                    "wall seconds. GIL wait = share of a task's time off-CPU, the OS "
-                    "queue taken out; held = share of time a probe found the GIL taken.")]
+                    "wall seconds. wait = GIL wait, the share of a task's time off-CPU from "
+                    "its start signal, the OS queue taken out; held = share of time a probe found the GIL taken. "
+                    "lost to = the largest measured part of a missing speedup (tasks: each "
+                    "task needed more CPU than serially; waits: for the GIL or a CPU; "
+                    "executor: start-up, dispatch, results). A ? marks a verdict its "
+                    "repeats did not all agree on.")]
     methods = _several_methods(run)
     if methods:
         lines += _wrap("start methods: " + ", ".join(
@@ -175,8 +225,8 @@ def format_table(run, descriptions: dict | None = None) -> list[str]:
     for cell in run.cells:
         groups.setdefault(cell.kernel, []).append(cell)
     for cells in groups.values():
-        lines += ["", *_subject_title(cells, descriptions), _HEADER]
-        lines += [_row(c, methods) for c in cells]
+        lines += ["", *_subject_title(cells, descriptions)]
+        lines += render_table(_compare_columns(run.cells, methods), cells)
         if any(c.kernel == "sleep" and c.gil_wait is not None for c in cells):
             lines.append("  * a sleeping task is off-CPU by design: this is not GIL wait")
         lines += _why_lines(cells, methods)

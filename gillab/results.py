@@ -46,11 +46,20 @@ class Cell:
     shape: str | None = None          # dask: "PxT", P worker processes x T threads each
     loop_stall_s: float | None = None  # dask: longest freeze of a worker's event loop
     dask_gil_contention: float | None = None  # dask: what distributed itself reports
+    dask_own_cores: float | None = None  # dask: cluster CPU beyond its tasks, per wall second
+    dask_config: str | None = None    # dask: "quiet", "dask" (its defaults), "as running"
     mem_mb: float | None = None       # PSS the cell's workers took at peak, minus idle
     startup_s: float | None = None    # bringing the workers up, apart from the work
     startup_cpu_s: float | None = None  # CPU seconds that start-up took (all processes)
     start_method: str | None = None   # multiprocessing start method of process executors
     dispatch_us: float | None = None  # per-task overhead on trivial tasks
+    # Where the time went (gillab.verdict.where_the_time_went) and how sure the figures are.
+    spread: float | None = None       # (max - min) / median of the repeats' wall times
+    uncertain: bool = False           # the repeats did not all lead to the verdict
+    task_slowdown: float | None = None  # a task's CPU in the cell / the serial task's
+    losses: dict | None = None        # {"slower_tasks", "waiting", "executor"}: shares of wall
+    main_loss: str | None = None      # the largest of those, when the speedup fell short
+    calls_per_task: int | None = None  # --target: calls of the function in one task
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -32,11 +32,21 @@ def mean(values) -> float:
     return statistics.fmean(_values(values))
 
 
-def percentile(values, q: float) -> float:
-    """The q-th quantile (0 <= q <= 1) by linear interpolation between sorted values."""
+def percentile(values, q: float, method: str = "linear") -> float:
+    """The q-th quantile (0 <= q <= 1) of the values.
+
+    ``linear`` interpolates between the two sorted values around it; ``nearest`` takes
+    the nearest rank, a value that was measured (a latency tail no operation had would
+    be invented otherwise).
+    """
     if not 0.0 <= q <= 1.0:
         raise ValueError(f"q must be between 0 and 1, got {q}")
+    if method not in ("linear", "nearest"):
+        raise ValueError(f"method must be 'linear' or 'nearest', got {method!r}")
     ordered = sorted(_values(values))
+    if method == "nearest":
+        # round(): q * n = 99.00000000000001 must still mean rank 99, not 100.
+        return ordered[max(0, math.ceil(round(q * len(ordered), 9)) - 1)]
     if len(ordered) == 1:
         return ordered[0]
     pos = q * (len(ordered) - 1)

@@ -24,3 +24,32 @@ def die_in_child():
 
 
 NOT_CALLABLE = 42
+
+
+def spin_forever():
+    """Pure-Python CPU work that never returns and never yields to gevent."""
+    while True:
+        pass
+
+
+def exit_hard():
+    """Ends the process that calls it, with no cleanup: a worker that dies."""
+    os._exit(3)
+
+
+def short_gil():
+    """About a millisecond of pure-Python work: holds the GIL, too short to time alone."""
+    total = 0
+    for i in range(20_000):
+        total += i * i % 7
+    return total
+
+
+_BUFFER = bytes(range(256)) * (32 * 1024)   # 8 MiB
+
+
+def sha256_big():
+    """hashlib releases the GIL while it hashes more than 2047 bytes (Modules/hashlib.h)."""
+    import hashlib
+
+    return hashlib.sha256(_BUFFER).hexdigest()

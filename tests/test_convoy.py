@@ -1,4 +1,4 @@
-"""`convoy`: what a CPU-bound thread beside it costs an IO thread's latency."""
+"""`convoy`: what a CPU-bound thread beside it costs an IO thread's measuring."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,8 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
-from gillab import convoy, latency
+from gillab import kernels
+from gillab.convoy import cli, measuring, records, report, verdict
 from gillab.__main__ import create_parser
 from gillab.errors import UsageError
 
@@ -23,15 +24,20 @@ DESIGN_ROW_FIELDS = ("background", "probe", "switch_interval", "samples", "p50_m
                      "max_ms", "verdict", "reason")
 
 
+#: What each background does with the GIL, as the CLI hands it to the verdicts.
+RELEASES_GIL = {name: kernels.get(name).releases_gil for name in records.BACKGROUNDS
+                if name != "none"}
+
+
 def row(background, probe, interval, p50, p99, max_ms=None, call_ms=None, noise=0.0):
-    return convoy.Row(background, probe, interval, 200, p50, p99,
+    return records.Row(background, probe, interval, 200, p50, p99,
                       max_ms if max_ms is not None else p99,
                       call_ms=call_ms if background != "none" else None, noise=noise)
 
 
 def judged(*rows) -> dict:
     return {(r.background, r.probe, r.switch_interval): r
-            for r in convoy.judge_rows(rows, cpu_count=2)}
+            for r in verdict.judge_rows(rows, cpu_count=2, releases_gil=RELEASES_GIL)}
 
 
 # Hand-made rows shaped like the issue's prototype (1 ms sleep, p50 in ms).
@@ -57,7 +63,7 @@ class TestVerdicts:
         assert rows["cy_gil", "sleep", 0.005].verdict == "blocked"
         assert rows["cy_gil", "sleep", 0.0001].verdict == "blocked"
         assert rows["cy_nogil", "sleep", 0.005].verdict == "no convoy"
-        assert {r.verdict for r in rows.values()} <= set(convoy.VERDICTS)
+        assert {r.verdict for r in rows.values()} <= set(verdict.VERDICTS)
 
     def test_reasons_state_numbers_and_the_mechanism(self):
         rows = judged(*ISSUE_SLEEP)
@@ -103,31 +109,38 @@ class TestVerdicts:
 
     def test_a_row_without_its_baseline_is_refused(self):
         with pytest.raises(ValueError, match="no baseline row for sleep at 5 ms"):
-            convoy.judge_rows([row("py", "sleep", 0.005, 6, 7)])
+            verdict.judge_rows([row("py", "sleep", 0.005, 6, 7)], releases_gil=RELEASES_GIL)
+
+    def test_a_background_without_its_gil_trait_is_refused(self):
+        """The verdict takes what a kernel does with the GIL as a trait, never guesses it."""
+        with pytest.raises(ValueError, match="whether cy_nogil releases the GIL"):
+            verdict.judge_rows([row("none", "sleep", 0.005, 1.1, 1.2),
+                                row("cy_nogil", "sleep", 0.005, 1.1, 1.2, call_ms=20)],
+                               releases_gil={"py": False})
 
 
 class TestSummaryAndReport:
     """Readings -> rows -> lines, without measuring."""
 
     def test_percentiles_are_measured_values(self):
-        reading = latency.Reading("py", "sleep", 0.005,
+        reading = records.Reading("py", "sleep", 0.005,
                                   tuple(i / 1000 for i in range(1, 101)), 0.02, 0.0201)
-        r = convoy.summarize(reading)
+        r = records.summarize(reading)
         assert (r.samples, r.p50_ms, r.p99_ms, r.max_ms) == (100, 50.5, 99.0, 100.0)
         assert r.call_ms == 20.1 and r.noise == 0.02
 
     def test_report_fits_80_columns_and_explains_itself(self):
-        rows = convoy.judge_rows(ISSUE_SLEEP)
+        rows = verdict.judge_rows(ISSUE_SLEEP, releases_gil=RELEASES_GIL)
         env = {"implementation": "CPython", "python": "3.11.7", "gil_enabled": True,
                "cpu_count": 2, "switch_interval": 0.005, "start_method": "fork"}
         settings = {"samples": 200, "switch_intervals": [0.005, 0.0001], "call_ms": 20.0,
                     "gap_ms": 1.0}
-        lines = convoy.format_convoy(rows, env, settings)
+        lines = report.format_convoy(rows, env, settings)
         text = "\n".join(lines)
         assert max(len(line) for line in lines) <= 80, text
         assert lines[0].startswith("gillab convoy — CPython 3.11.7, GIL enabled, 2 CPUs")
         assert "sleep: time.sleep(1 ms)" in text
-        for word in convoy.VERDICTS:
+        for word in verdict.VERDICTS:
             assert f"  {word}  " in text or f"  {word} " in text
         assert "  py          5 ms        6.27" in text
         assert "cy_gil @ 0.1 ms: p50 20.60 ms" in text
@@ -159,10 +172,10 @@ class TestBadInput:
         for args in (SimpleNamespace(background=["nope"]), SimpleNamespace(samples=-1),
                      SimpleNamespace(probe=["nope"]), SimpleNamespace(samples=True)):
             with pytest.raises(UsageError):
-                convoy.main(args)
+                cli.main(args)
 
     def test_the_baseline_is_always_measured(self):
-        backgrounds, probes, samples = convoy._plan(
+        backgrounds, probes, samples = cli._plan(
             SimpleNamespace(background=["cy_nogil", "py", "py"], probe=["echo"], samples=5))
         assert backgrounds == ("none", "py", "cy_nogil")
         assert probes == ("echo",) and samples == 5
@@ -183,14 +196,14 @@ class TestInProcess:
     def test_every_background_and_socket_probe(self):
         threads, sockets, fds = threading.enumerate(), _open_sockets(), psutil.Process().num_fds()
         interval = sys.getswitchinterval()
-        lines = convoy.main(_parse("-p", "socketpair", "echo", "--samples", "8", "-q"))
+        lines = cli.main(_parse("-p", "socketpair", "echo", "--samples", "8", "-q"))
         assert threading.enumerate() == threads
         assert _open_sockets() == sockets
         assert psutil.Process().num_fds() == fds
         assert sys.getswitchinterval() == interval
         text = "\n".join(lines)
         assert "socketpair: " in text and "echo: " in text and "sleep: " not in text
-        for background in latency.BACKGROUNDS:
+        for background in records.BACKGROUNDS:
             assert f"  {background:<10}  5 ms" in text and f"  {background:<10}  0.1 ms" in text
         assert max(len(line) for line in lines) <= 80
 
@@ -200,17 +213,17 @@ class TestInProcess:
 
         def interrupted_once(self):
             calls.append(1)
-            if len(calls) == latency.WARMUP + 20 + 5:  # five operations into the cy_gil row
+            if len(calls) == records.WARMUP + 20 + 5:  # five operations into the cy_gil row
                 busy.extend(t.name for t in threading.enumerate()
                             if t.name.startswith("gillab-"))
                 raise KeyboardInterrupt
 
         threads, sockets, fds = threading.enumerate(), _open_sockets(), psutil.Process().num_fds()
         interval = sys.getswitchinterval()
-        sizes = {"cy_gil": latency.calibrate_call("cy_gil")}
-        monkeypatch.setattr(latency.EchoProbe, "once", interrupted_once)
+        sizes = {"cy_gil": measuring.calibrate_call("cy_gil")}
+        monkeypatch.setattr(measuring.EchoProbe, "once", interrupted_once)
         with pytest.raises(KeyboardInterrupt):
-            latency.run_readings(("none", "cy_gil"), ("echo",), (0.0001,), 20, sizes)
+            measuring.run_readings(("none", "cy_gil"), ("echo",), (0.0001,), 20, sizes)
         assert {"gillab-convoy-cy_gil", "gillab-echo-accept", "gillab-echo-handler"} <= set(busy)
         assert threading.enumerate() == threads
         assert _open_sockets() == sockets
@@ -218,8 +231,8 @@ class TestInProcess:
         assert sys.getswitchinterval() == interval
 
     def test_background_thread_stops_and_reports_its_calls(self):
-        n = latency.calibrate_call("py", target_s=0.005)
-        with latency.BackgroundThread("py", n) as thread:
+        n = measuring.calibrate_call("py", target_s=0.005)
+        with measuring.BackgroundThread("py", n) as thread:
             time.sleep(0.05)
         assert not any(t.name == "gillab-convoy-py" for t in threading.enumerate())
         assert thread.call_s is not None and thread.call_s > 0
@@ -272,7 +285,7 @@ class TestShapesThroughTheCli:
             assert r["switch_interval"] in (data["env"]["switch_interval"], 0.0001)
             assert r["samples"] == 40
             assert 0 < r["p50_ms"] <= r["p99_ms"] <= r["max_ms"]
-            assert r["verdict"] in convoy.VERDICTS and r["reason"]
+            assert r["verdict"] in verdict.VERDICTS and r["reason"]
 
     def test_quiet_and_ctrl_c(self, tmp_path):
         """-q: nothing on stderr; Ctrl-C: exit 130, no JSON, within about one call."""

@@ -214,7 +214,7 @@ BAD_INVOCATIONS = [
     (["compare", "-k", "nope"], USAGE, "invalid choice"),
     (["compare", "-e", "fibers"], USAGE, "invalid choice"),
     (["compare", "--start-method", "teleport"], USAGE, "invalid start method"),
-    (["compare", "--dask-shape", "0x1", "-e", "dask"], USAGE, "must be >= 1"),
+    (["compare", "--dask-shape", "0x1", "-e", "dask"], USAGE, "P, T >= 1"),
     (["compare", "--dask-shape", "2x1"], USAGE, "need -e dask"),
     (["convoy", "-b", "nope"], USAGE, "invalid choice"),
     (["demo", "nope"], USAGE, "unknown demo 'nope'"),
@@ -312,7 +312,7 @@ class TestSchema:
         assert tuple(words["verdict"]["enum"]) == tuple(VERDICTS)
 
     def test_convoy_words_are_convoys(self):
-        from gillab.convoy import VERDICTS
+        from gillab.convoy.verdict import VERDICTS
 
         row = schema.load_schema("gillab/convoy/1")["$defs"]["row"]["properties"]
         assert set(row["verdict"]["enum"]) == set(VERDICTS)
@@ -432,7 +432,8 @@ class TestUserCodeThatEndsTheRun:
         assert "never returned; exiting without waiting" in result.stderr
         cells = _cells(path)
         assert "a thread cannot be killed" in cells["serial", 1]["error"]
-        assert "hung earlier in this run" in cells["threads", 1]["error"]
+        threads = cells["threads", 1]["error"]
+        assert "hung earlier in this run" in threads or "cannot be killed" in threads
         assert took < 120, took
 
 

@@ -14,6 +14,14 @@ class TestStats:
         assert stats.percentile([0, 10], 0.5) == 5
         assert stats.percentile(range(101), 0.99) == pytest.approx(99)
 
+    def test_nearest_rank_percentile_is_a_measured_value(self):
+        values = [i / 10 for i in range(1, 101)]  # 0.1 .. 10.0
+        assert stats.percentile(values, 0.99, "nearest") == 9.9
+        assert stats.percentile(values, 0.995, "nearest") == 10.0
+        assert stats.percentile([5.0, 1.0], 0.0, "nearest") == 1.0
+        with pytest.raises(ValueError, match="method"):
+            stats.percentile(values, 0.5, "midpoint")
+
     def test_spread_is_relative_to_the_median(self):
         assert stats.spread([0.9, 1.0, 1.1]) == pytest.approx(0.2)
         assert stats.spread([1.0]) == 0.0

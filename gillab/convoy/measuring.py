@@ -3,56 +3,26 @@
 The main thread times one small IO operation at a time (a 1 ms sleep, a 1-byte
 socketpair round trip, a request to the lab's own TCP echo server) while one
 background thread computes. Every GIL hand-off the main thread needs shows up as
-latency. This module and gillab.measure are the only ones that read clocks; it
-returns plain records and never prints.
+latency. A measuring module beside gillab.measure (whose noise guard it uses): it
+reads clocks, returns plain records (gillab.convoy.records) and never prints.
 """
 from __future__ import annotations
 
 import socket
-import statistics
 import sys
 import threading
 import time
-from dataclasses import dataclass
 
-from gillab import kernels, measure
+from gillab import kernels, measure, stats
+from gillab.convoy.records import (CALL_S, GAP_S, PROBES, SLEEP_S, SMALL_SWITCH_INTERVAL,
+                                   WARMUP, Reading)
 from gillab.errors import UserError
 
-__all__ = ["BACKGROUNDS", "PROBES", "SMALL_SWITCH_INTERVAL", "CALL_S", "SLEEP_S", "GAP_S",
-           "Reading", "calibrate_call", "BackgroundThread", "SleepProbe", "SocketpairProbe",
-           "EchoServer", "EchoProbe", "open_probe", "sample", "run_readings"]
+__all__ = ["TIMEOUT_S", "calibrate_call", "BackgroundThread", "SleepProbe", "SocketpairProbe",
+           "EchoServer", "EchoProbe", "open_probe", "sample", "run_readings", "measure_run"]
 
-BACKGROUNDS = ("none", "py", "cy_gil", "cy_nogil")
-PROBES = ("sleep", "socketpair", "echo")
-
-#: The interval the lesson sets with sys.setswitchinterval, beside the default one.
-SMALL_SWITCH_INTERVAL = 0.0001
-#: How long one call of the background kernel takes: the background thread checks
-#: its stop flag between calls, so this is also how fast it stops.
-CALL_S = 0.02
-#: The sleep probe's sleep.
-SLEEP_S = 0.001
-#: Untimed pause before each socketpair or echo operation. Without it the main thread
-#: would keep the GIL through whole batches of back-to-back operations and the figures
-#: would depend on where in a switch interval a batch fell; paced, each operation starts
-#: as a real IO thread's does, just woken up.
-GAP_S = 0.001
-#: Untimed operations before each row, so the row starts in the steady state.
-WARMUP = 3
 #: Any socket wait or thread join longer than this is a failure, not a latency.
 TIMEOUT_S = 10.0
-
-
-@dataclass(frozen=True)
-class Reading:
-    """One row's raw figures: every timed operation, in seconds, in the order taken."""
-
-    background: str
-    probe: str
-    switch_interval: float
-    latencies_s: tuple
-    noise: float | None          # share of the machine other processes used meanwhile
-    call_s: float | None = None  # median length of one background call (None: no thread)
 
 
 # --- the background thread -----------------------------------------------------------
@@ -131,7 +101,7 @@ class BackgroundThread:
         """Median seconds per kernel call; read it after stop()."""
         if self._thread.is_alive():
             raise RuntimeError("read call_s after stop()")
-        return statistics.median(self._call_s) if self._call_s else None
+        return stats.median(self._call_s) if self._call_s else None
 
     def __enter__(self) -> "BackgroundThread":
         self.start()
@@ -377,3 +347,21 @@ def run_readings(backgrounds, probes, intervals, n_samples: int, sizes: dict,
         if server is not None:
             server.stop()
     return readings
+
+
+def measure_run(backgrounds, probes, samples: int, on_step=None) -> tuple[list[Reading], dict]:
+    """Calibrate each background's call, then measure every row at the default and the
+    small switch interval. Returns the readings and the run's settings (for the JSON)."""
+    default = sys.getswitchinterval()
+    intervals = tuple(dict.fromkeys((default, SMALL_SWITCH_INTERVAL)))
+    sizes = {}
+    for name in backgrounds:
+        if name != "none":
+            if on_step is not None:
+                on_step(0, 0, f"calibrating {name}: calls of ~{CALL_S * 1000:g} ms")
+            sizes[name] = calibrate_call(name)
+    readings = run_readings(backgrounds, probes, intervals, samples, sizes, on_step)
+    settings = {"samples": samples, "switch_intervals": list(intervals),
+                "call_ms": CALL_S * 1000, "sizes": sizes, "sleep_ms": SLEEP_S * 1000,
+                "gap_ms": GAP_S * 1000, "warmup": WARMUP}
+    return readings, settings

@@ -1,0 +1,145 @@
+"""Where the GIL lives in a child process, and what a blocked thread is waiting for.
+
+CPython keeps the main interpreter's GIL inside the static ``_PyRuntime`` structure
+(3.11: ``_PyRuntime.ceval.gil``; 3.12+: the main interpreter's ``_gil``, embedded in
+``_PyRuntime`` too), so a thread blocked in ``futex()`` on an address inside
+``[&_PyRuntime, &_PyRuntime + sizeof)`` is waiting for the GIL. The address comes from
+``/proc/PID/maps`` plus the ELF symbol table of the python binary or libpython that
+defines it: never a hard-coded offset. A free-threaded build has no GIL to wait for.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+#: futex(2) per architecture: the only syscall whose first argument is a lock address.
+FUTEX_NR = {"x86_64": 202, "aarch64": 98, "arm64": 98, "i686": 240, "armv7l": 240,
+            "ppc64le": 221, "s390x": 238, "riscv64": 98}
+#: futex_waitv(2) (Linux 5.16+), the same number on every architecture above.
+FUTEX_WAITV_NR = 449
+
+#: The five states of the picture, plus a block too short for any sample to see, and
+#: a futex wait that cannot be told apart (GIL or another lock: read from wchan).
+CPU, GIL_WAIT, LOCK_WAIT, QUEUED = "cpu", "gil_wait", "lock_wait", "queued"
+IO, SHORT = "io", "short"
+FUTEX = "futex"
+STATES = (CPU, GIL_WAIT, LOCK_WAIT, QUEUED, IO, SHORT, FUTEX)
+#: The sampler's states in wchan mode (see ext/_sampler.pyx).
+WCHAN_FUTEX, WCHAN_OTHER = -10, -11
+
+_FREE_THREADED_NAME = re.compile(r"python3\.\d+t(?:[-.]|$)")
+
+
+@dataclass(frozen=True)
+class GilMap:
+    """The GIL's address range in one process, or why there is none."""
+
+    start: int | None
+    end: int | None
+    source: str            # the file whose symbol table gave it, or the reason it is missing
+    free_threaded: bool = False
+    futex_nr: int | None = None
+
+    def classify(self, state: int, arg0: int) -> str:
+        """A blocked thread's state: GIL wait, another lock, or IO/sleep."""
+        if state == WCHAN_FUTEX:
+            return FUTEX
+        if state in (self.futex_nr, FUTEX_WAITV_NR):
+            if self.start is not None and self.start <= arg0 < self.end:
+                return GIL_WAIT
+            return LOCK_WAIT
+        return IO
+
+
+@dataclass(frozen=True)
+class Mapping:
+    start: int
+    end: int
+    offset: int
+    path: str
+
+
+def parse_maps(text: str) -> list[Mapping]:
+    """The file-backed lines of /proc/PID/maps."""
+    out = []
+    for line in text.splitlines():
+        parts = line.split(None, 5)
+        if len(parts) < 6 or not parts[5].startswith("/"):
+            continue
+        lo, hi = parts[0].split("-")
+        out.append(Mapping(int(lo, 16), int(hi, 16), int(parts[2], 16), parts[5].strip()))
+    return out
+
+
+def candidate_files(maps: list[Mapping]) -> list[str]:
+    """The python binary and any libpython, in map order, each once."""
+    seen = []
+    for m in maps:
+        name = os.path.basename(m.path)
+        if (name.startswith("libpython") or name.startswith("python")) and m.path not in seen:
+            seen.append(m.path)
+    return seen
+
+
+def elf_symbol(path: str, name: str = "_PyRuntime") -> tuple[int, int, int] | None:
+    """(symbol value, size, first PT_LOAD vaddr) from PATH's .dynsym or .symtab.
+    Remembered per file and modification time: reading a symbol table takes ~0.2 s."""
+    stat = os.stat(path)
+    return _elf_symbol(path, name, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _elf_symbol(path: str, name: str, mtime_ns: int, size: int):
+    from elftools.elf.elffile import ELFFile
+
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        first_load = min((seg["p_vaddr"] - seg["p_offset"] for seg in elf.iter_segments()
+                          if seg["p_type"] == "PT_LOAD"), default=0)
+        for table in (".dynsym", ".symtab"):
+            section = elf.get_section_by_name(table)
+            if section is None:
+                continue
+            for sym in section.get_symbol_by_name(name) or ():
+                if sym["st_value"] and sym["st_shndx"] != "SHN_UNDEF":
+                    return sym["st_value"], sym["st_size"], first_load
+    return None
+
+
+def find_gil(maps_text: str, symbol_of: Callable[[str], tuple[int, int, int] | None] = elf_symbol,
+             machine: str | None = None) -> GilMap:
+    """The GIL's range from a process's maps text; ``symbol_of`` reads a file's ELF."""
+    futex_nr = FUTEX_NR.get(machine or platform.machine())
+    maps = parse_maps(maps_text)
+    files = candidate_files(maps)
+    if any(_FREE_THREADED_NAME.search(os.path.basename(p)) for p in files):
+        return GilMap(None, None, "free-threaded build: there is no GIL to wait for",
+                      free_threaded=True, futex_nr=futex_nr)
+    if futex_nr is None:
+        return GilMap(None, None, f"futex syscall number unknown on {machine}", futex_nr=None)
+    for path in files:
+        try:
+            found = symbol_of(path)
+        except (OSError, ValueError):  # unreadable or not an ELF file: try the next
+            found = None
+        if found is None:
+            continue
+        value, size, first_load = found
+        # The load bias: where the file's offset-0 mapping starts, minus the vaddr its
+        # first segment was linked at (0 for PIE and shared libraries).
+        base = next((m.start for m in maps if m.path == path and m.offset == 0), None)
+        if base is None:
+            continue
+        start = base - (first_load & ~0xFFF) + value
+        return GilMap(start, start + max(size, 1), path, futex_nr=futex_nr)
+    where = ", ".join(files) or "any mapped python"
+    return GilMap(None, None, f"no _PyRuntime symbol in {where}", futex_nr=futex_nr)
+
+
+def gil_of_process(pid: int) -> GilMap:
+    with open(f"/proc/{pid}/maps") as f:
+        return find_gil(f.read())

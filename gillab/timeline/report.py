@@ -1,0 +1,304 @@
+"""Draw a Timeline: the terminal picture, the per-thread figures, the one-line reading,
+and the PNG. Never measures."""
+from __future__ import annotations
+
+from gillab.timeline.gilmap import CPU, FUTEX, GIL_WAIT, IO, LOCK_WAIT, QUEUED, SHORT
+from gillab.timeline.record import Timeline
+
+#: One character per state: plain when piped, coloured on a terminal.
+CHARS = {CPU: "#", GIL_WAIT: ".", LOCK_WAIT: "L", QUEUED: "q", IO: "_", SHORT: ",", FUTEX: "f"}
+STYLES = {CPU: "bold green", GIL_WAIT: "red", LOCK_WAIT: "magenta", QUEUED: "yellow",
+          IO: "blue", SHORT: "dim", FUTEX: "bright_red"}
+LEGEND = {CPU: "on CPU", GIL_WAIT: "waiting for the GIL", LOCK_WAIT: "waiting for another lock",
+          QUEUED: "runnable, queued by the OS", IO: "IO or sleep",
+          SHORT: "a block shorter than a sample (or VM steal)",
+          FUTEX: "a futex: the GIL or another lock"}
+#: PNG colours, the same meaning as the terminal's.
+COLOURS = {CPU: "#2ca02c", GIL_WAIT: "#d62728", LOCK_WAIT: "#9467bd", QUEUED: "#ffbf00",
+           IO: "#1f77b4", SHORT: "#bbbbbb", FUTEX: "#ff7f0e"}
+
+
+class Window:
+    """The slice of the run the picture shows: start and bucket width, in ns."""
+
+    def __init__(self, start_ns: int, bucket_ns: int, buckets: int):
+        self.start_ns, self.bucket_ns, self.buckets = start_ns, bucket_ns, buckets
+
+    @property
+    def end_ns(self) -> int:
+        return self.start_ns + self.bucket_ns * self.buckets
+
+
+def choose_window(tl: Timeline, columns: int, start_ms: float | None = None,
+                  length_ms: float | None = None) -> Window:
+    """By default: buckets no finer than two sampling periods (1 ms at 0.5 ms), wider
+    when the threads hold the CPU for long, starting a little after go (the start-up is
+    not the steady state), as many as the terminal fits."""
+    wall = tl.t1_ns - tl.t0_ns
+    if length_ms is not None:
+        bucket = int(length_ms * 1e6 / columns)
+    else:
+        # The pattern to show: the turns of threads that take turns (the shortest), or
+        # else the longest hold (C calls that keep the GIL, threads that never wait).
+        turns = [th.median_hold_ms for th in tl.threads if th.median_hold_ms and th.handoffs >= 2]
+        holds = [th.median_hold_ms for th in tl.threads if th.median_hold_ms]
+        typical = min(turns) if turns else max(holds) if holds else 1.0
+        bucket = 1_000_000
+        if typical > 20:  # long holds: show a few of them, not one
+            bucket = _nice(int(typical * 1e6 * 3 / columns))
+    bucket = max(bucket, tl.period_ns * 2)
+    buckets = max(1, min(columns, wall // bucket))
+    if start_ms is not None:
+        start = tl.t0_ns + int(start_ms * 1e6)
+    else:
+        spare = wall - buckets * bucket
+        start = tl.t0_ns + min(spare, max(0, int(wall * 0.1)))
+    return Window(start, bucket, buckets)
+
+
+def _nice(ns: int) -> int:
+    """Round a bucket up to 1, 2 or 5 times a power of ten (in ns)."""
+    step = 1
+    while True:
+        for m in (1, 2, 5):
+            if m * step >= ns:
+                return m * step
+        step *= 10
+
+
+def bucket_states(intervals, window: Window) -> list[str | None]:
+    """The state that filled most of each bucket (None: the thread was not there)."""
+    out = []
+    ivs = sorted(intervals)
+    i = 0
+    for b in range(window.buckets):
+        lo = window.start_ns + b * window.bucket_ns
+        hi = lo + window.bucket_ns
+        while i < len(ivs) and ivs[i].end_ns <= lo:
+            i += 1
+        totals: dict = {}
+        j = i
+        while j < len(ivs) and ivs[j].start_ns < hi:
+            overlap = min(hi, ivs[j].end_ns) - max(lo, ivs[j].start_ns)
+            if overlap > 0:
+                totals[ivs[j].state] = totals.get(ivs[j].state, 0) + overlap
+            j += 1
+        out.append(max(totals, key=totals.get) if totals else None)
+    return out
+
+
+def _label(th, width: int) -> str:
+    return f"{th.name[:width - 8]} {th.tid}"[:width].ljust(width)
+
+
+def picture_rows(tl: Timeline, window: Window, colour: bool):
+    """(label, cells) per thread; cells a rich Text when colour, else a str."""
+    rows = []
+    for th in tl.threads:
+        states = bucket_states(th.intervals, window)
+        if colour:
+            from rich.text import Text
+
+            text = Text()
+            for s in states:
+                text.append(CHARS[s] if s else " ", style=STYLES.get(s, ""))
+            rows.append((th, text))
+        else:
+            rows.append((th, "".join(CHARS[s] if s else " " for s in states)))
+    return rows
+
+
+def format_timeline(tl: Timeline, window: Window, colour: bool = False,
+                    width: int = 100) -> list[str]:
+    """The whole report: header, picture, legend, per-thread table, reading."""
+    label_width = 18
+    start_ms = (window.start_ns - tl.t0_ns) / 1e6
+    end_ms = (window.end_ns - tl.t0_ns) / 1e6
+    head = [f"gillab timeline: {scenario_text(tl)}",
+            f"{len(tl.threads)} thread(s), {tl.wall_ms:.0f} ms; "
+            f"showing {start_ms:.0f}-{end_ms:.0f} ms, "
+            f"1 cell = {window.bucket_ns / 1e6:g} ms, sampled every {tl.period_ns / 1e6:g} ms "
+            f"(achieved {tl.sampler.get('achieved_period_ms', 0):.2f})"]
+    if tl.attached_note:
+        head.append(tl.attached_note)
+    if tl.free_threaded:
+        head.append("free-threaded build: there is no GIL to wait for; waits are locks or IO")
+    elif tl.gil_note and not tl.gil_note.startswith("_PyRuntime") and not tl.wchan:
+        head.append(f"GIL not located ({tl.gil_note}): futex waits all show as lock waits")
+    shown = _legend_states(tl)
+    legend = "  ".join(f"{CHARS[s]} {LEGEND[s]}" for s in shown)
+    rows = picture_rows(tl, window, colour)
+    table = format_thread_table(tl)
+    reading = ["", "reading: " + reading_line(tl)]
+    if not colour:
+        return head + [""] + [f"{_label(th, label_width)}|{cells}|" for th, cells in rows] + \
+            ["", "legend: " + legend, ""] + table + reading
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(width=max(width, label_width + window.buckets + 4), force_terminal=True,
+                      color_system="standard", highlight=False)
+    with console.capture() as capture:
+        for line in head + [""]:
+            console.print(line, markup=False)
+        for th, cells in rows:
+            console.print(Text(_label(th, label_width) + "|") + cells + Text("|"))
+        legend_text = Text("\nlegend: ")
+        for s in shown:
+            legend_text.append(CHARS[s], style=STYLES[s])
+            legend_text.append(f" {LEGEND[s]}  ")
+        console.print(legend_text)
+        console.print("")
+        for line in table + reading:
+            console.print(line, markup=False)
+    return capture.get().rstrip("\n").split("\n")
+
+
+def _legend_states(tl: Timeline) -> tuple:
+    if tl.wchan:
+        return (CPU, FUTEX, QUEUED, IO, SHORT)
+    if tl.free_threaded:
+        return (CPU, LOCK_WAIT, QUEUED, IO, SHORT)
+    return (CPU, GIL_WAIT, LOCK_WAIT, QUEUED, IO, SHORT)
+
+
+def scenario_text(tl: Timeline) -> str:
+    sc = tl.scenario
+    if "argv" in sc:
+        return " ".join(sc["argv"])
+    if "pid" in sc:
+        return f"process {sc['pid']} ({sc.get('comm', '?')}), attached"
+    si = f", switch interval {tl.switch_interval * 1e3:g} ms" if tl.switch_interval else ""
+    if sc.get("executor") == "convoy":
+        return f"convoy: a thread doing 1 ms sleeps beside a {sc['kernel']} thread{si}"
+    return f"{sc['kernel']} on {sc['workers']} worker(s), {sc['executor']}{si}"
+
+
+def _ms(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def format_thread_table(tl: Timeline) -> list[str]:
+    if tl.wchan:
+        head = "thread              cpu     futex  lock"
+    else:
+        head = "thread              cpu  GIL wait  lock"
+    lines = [head + "  queued   IO  | median run  hold  " + ("    wait" if tl.wchan else "GIL wait")
+             + "  wake->run | hand-offs"]
+    for th in tl.threads:
+        s = th.shares
+        waited = s[FUTEX] if tl.wchan else s[GIL_WAIT]
+        lines.append(
+            f"{_label(th, 18)}{s['cpu']:4.0%}  {waited:7.0%}  {s['lock_wait']:4.0%}  "
+            f"{s['queued']:6.0%}  {s['io']:3.0%}  | {_ms(th.median_run_ms):>7} ms "
+            f"{_ms(th.median_hold_ms):>5}  {_ms(th.median_gil_wait_ms):>8}  "
+            f"{_ms(th.median_wake_to_run_ms):>9} | {th.handoffs:>9}")
+    lines.append(f"two or more threads on a CPU at once: {tl.together_on_cpu:.0%} of the time")
+    return lines
+
+
+def reading_line(tl: Timeline) -> str:
+    """The one sentence a reader should take away, decided from the figures."""
+    if not tl.threads:
+        return "no thread was seen running"
+    # Threads that mostly waited on a lock or slept (a main thread in join()) are not
+    # part of the contest for the GIL; sleepers are looked at below on their own.
+    threads = [th for th in tl.threads if th.shares[CPU] + th.shares[QUEUED] + th.shares[GIL_WAIT]
+               >= 0.2] or tl.threads
+    si_ms = tl.switch_interval * 1e3 if tl.switch_interval else None
+    default_si = ""
+    if si_ms is None and ("argv" in tl.scenario or "pid" in tl.scenario):
+        si_ms, default_si = 5.0, ", Python's default"
+    gil_share = sum(th.shares[GIL_WAIT] for th in threads) / len(threads)
+    queued = sum(th.shares[QUEUED] for th in threads) / len(threads)
+    sleepers = [th for th in tl.threads if th.median_wake_to_run_ms is not None and th.wakeups >= 5
+                and th.shares[IO] > 0.05]
+    note = (f" (the OS also queued the threads {queued:.0%} of the time: the machine is busy)"
+            if queued > 0.1 else "")
+    if tl.wchan:
+        futex = sum(th.shares[FUTEX] for th in threads) / len(threads)
+        return (f"the threads waited on a futex {futex:.0%} of the time, the GIL or another "
+                f"lock: without the syscall files gillab cannot tell which (start the program "
+                f"with gillab timeline -- to see){note}")
+    if tl.free_threaded:
+        return (f"free-threaded build: no GIL; threads on CPUs together "
+                f"{tl.together_on_cpu:.0%} of the time{note}")
+    if sleepers:
+        th = sleepers[0]
+        wake = th.median_wake_to_run_ms
+        if wake >= 1.0:
+            tail = (f": about the switch interval ({si_ms:g} ms), the convoy effect"
+                    if si_ms and abs(wake - si_ms) <= 0.35 * si_ms else ": the convoy effect")
+            return (f"{th.name} woke {th.wakeups} times and each time waited a median "
+                    f"{wake:.1f} ms for the GIL before it ran{tail}{note}")
+        return (f"{th.name} woke {th.wakeups} times and ran within a median {wake:.2f} ms: "
+                f"nothing held the GIL against it{note}")
+    if len(threads) >= 2 and tl.together_on_cpu >= 0.5 and gil_share < 0.05:
+        return (f"the threads ran on CPUs together {tl.together_on_cpu:.0%} of the time and "
+                f"waited for the GIL {gil_share:.0%}: they released it{note}")
+    holds = [th.median_hold_ms for th in threads if th.median_hold_ms and th.handoffs]
+    if len(threads) >= 2 and holds and gil_share >= 0.2:
+        from gillab import stats
+
+        hold = stats.median(holds)
+        if si_ms and abs(hold - si_ms) <= 0.35 * si_ms:
+            return (f"the {len(threads)} threads took turns every {hold:.1f} ms: "
+                    f"the switch interval ({si_ms:g} ms{default_si}){note}")
+        if si_ms and hold > 3 * si_ms and (queued < 0.1 or hold > 10 * si_ms):
+            return (f"the {len(threads)} threads took turns every {hold:.0f} ms, far past the "
+                    f"{si_ms:g} ms switch interval{default_si}: each held the GIL for a whole "
+                    f"C call{note}")
+        if si_ms and queued >= 0.1 and hold > si_ms:
+            return (f"the {len(threads)} threads took turns every {hold:.1f} ms: the switch "
+                    f"interval ({si_ms:g} ms{default_si}) stretched by the OS queue{note}")
+        return f"the {len(threads)} threads took turns holding the GIL every {hold:.1f} ms{note}"
+    if len(threads) == 1:
+        return f"one thread, on CPU {threads[0].shares[CPU]:.0%} of the time{note}"
+    return (f"the threads waited for the GIL {gil_share:.0%} of the time and ran together "
+            f"{tl.together_on_cpu:.0%}{note}")
+
+
+def write_png(tl: Timeline, path: str, window: Window | None = None) -> None:
+    """One bar per thread, coloured by state (matplotlib, the plot extra)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    lo = window.start_ns if window else tl.t0_ns
+    hi = window.end_ns if window else tl.t1_ns
+    fig, ax = plt.subplots(figsize=(10, 0.6 * len(tl.threads) + 1.6), dpi=100)
+    for row, th in enumerate(tl.threads):
+        for state, colour in COLOURS.items():
+            bars = [((max(iv.start_ns, lo) - lo) / 1e6,
+                     (min(iv.end_ns, hi) - max(iv.start_ns, lo)) / 1e6)
+                    for iv in th.intervals
+                    if iv.state == state and iv.end_ns > lo and iv.start_ns < hi]
+            if bars:
+                ax.broken_barh(bars, (row - 0.4, 0.8), color=colour, linewidth=0)
+    ax.set_yticks(range(len(tl.threads)), [f"{th.name} {th.tid}" for th in tl.threads])
+    ax.invert_yaxis()
+    ax.set_xlim(0, (hi - lo) / 1e6)
+    ax.set_xlabel(f"ms (from {(lo - tl.t0_ns) / 1e6:.0f} ms into the run)")
+    import textwrap
+
+    ax.set_title(scenario_text(tl) + "\n" + textwrap.fill(reading_line(tl), 110), fontsize=9)
+    ax.legend(handles=[Patch(color=COLOURS[s], label=LEGEND[s]) for s in _legend_states(tl)],
+              loc="upper center", bbox_to_anchor=(0.5, -0.45), ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout()
+    import os
+    import tempfile
+
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".gillab-", suffix=".png", dir=directory)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", bbox_inches="tight")
+        os.chmod(tmp, 0o644)  # mkstemp made it private; a picture is for sharing
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    finally:
+        plt.close(fig)

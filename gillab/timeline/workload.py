@@ -1,0 +1,158 @@
+"""The child program `gillab timeline` watches for the lab's own cells.
+
+    python -m gillab.timeline.workload --kernel py --executor threads --workers 2
+
+It starts its threads and parks them on a Barrier, prints one JSON line with their
+TIDs (``ready``), waits for ``go`` on stdin, runs, and prints one JSON line with its
+own ground truth (``truth``): per task the CLOCK_MONOTONIC start and end and the
+thread's CPU time, and in the convoy, how late each 1 ms sleep came back. The parent
+compares its rebuilt timeline with this truth.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import queue
+import sys
+import sysconfig
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from gillab import kernels
+from gillab.measure import calibrate_n
+from gillab.timeline.measure import task_clocks
+
+#: The convoy's IO thread: sleep this long, again and again, beside a CPU thread.
+CONVOY_SLEEP_S = 0.001
+
+
+def _runtime_address() -> int | None:
+    """&_PyRuntime as this interpreter sees it: only a cross-check for the parent."""
+    try:
+        return ctypes.addressof(ctypes.c_char.in_dll(ctypes.pythonapi, "_PyRuntime"))
+    except (ValueError, AttributeError):
+        return None
+
+
+def _task(kernel, n: int, p: int) -> dict:
+    t0, c0 = task_clocks()
+    kernel(n, p)
+    t1, c1 = task_clocks()
+    return {"tid": threading.get_native_id(), "t0_ns": t0, "t1_ns": t1, "cpu_ns": c1 - c0}
+
+
+def _sleeper(stop: threading.Event) -> dict:
+    lates = []
+    t_first = task_clocks()[0]
+    while not stop.is_set():
+        t0 = task_clocks()[0]
+        time.sleep(CONVOY_SLEEP_S)
+        lates.append((task_clocks()[0] - t0) / 1e6 - CONVOY_SLEEP_S * 1e3)
+    return {"tid": threading.get_native_id(), "t0_ns": t_first, "t1_ns": task_clocks()[0],
+            "sleeps": len(lates), "late_ms": lates}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="gillab.timeline.workload")
+    parser.add_argument("--kernel", default="py")
+    parser.add_argument("--executor", default="threads",
+                        choices=["threads", "thread_pool", "serial"])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=0.4,
+                        help="serial seconds of one task")
+    parser.add_argument("--n", type=int, help="loop length (default: calibrated to --seconds)")
+    parser.add_argument("--switch-interval", type=float)
+    parser.add_argument("--convoy", action="store_true",
+                        help="one CPU thread running KERNEL beside a thread doing 1 ms sleeps")
+    args = parser.parse_args(argv)
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
+    kernel = kernels.get(args.kernel)
+    p = kernels.DEFAULT_P
+    n = args.n or calibrate_n(kernel, args.seconds, p)
+
+    results: list = []
+    tids: "queue.Queue[int]" = queue.Queue()
+    names = {}
+    if args.convoy:
+        barrier = threading.Barrier(3)
+        stop = threading.Event()
+
+        def cpu_side():
+            tids.put(threading.get_native_id())
+            barrier.wait()
+            try:
+                results.append({"role": "cpu", **_task(kernel, n, p)})
+            finally:
+                stop.set()
+
+        def io_side():
+            tids.put(threading.get_native_id())
+            barrier.wait()
+            results.append({"role": "io", **_sleeper(stop)})
+
+        threads = [threading.Thread(target=cpu_side, name="cpu"),
+                   threading.Thread(target=io_side, name="io-sleep")]
+        for t in threads:
+            t.start()
+        ids = [tids.get() for _ in threads]
+        names = dict(zip(map(str, ids), ["cpu", "io-sleep"]))
+        run = lambda: [t.join() for t in threads]  # noqa: E731
+        release = barrier.wait
+    elif args.executor == "serial":
+        ids = [threading.get_native_id()]
+        names = {str(ids[0]): "serial"}
+
+        def run():
+            for _ in range(args.workers):
+                results.append(_task(kernel, n, p))
+        release = lambda: None  # noqa: E731
+    else:
+        barrier = threading.Barrier(args.workers + 1)
+
+        def parked():
+            tids.put((threading.get_native_id(), threading.current_thread().name))
+            barrier.wait()
+            results.append(_task(kernel, n, p))
+
+        if args.executor == "threads":
+            threads = [threading.Thread(target=parked, name=f"worker-{i}")
+                       for i in range(args.workers)]
+            for t in threads:
+                t.start()
+            run = lambda: [t.join() for t in threads]  # noqa: E731
+        else:
+            pool = ThreadPoolExecutor(args.workers, thread_name_prefix="pool")
+            futures = [pool.submit(parked) for _ in range(args.workers)]
+
+            def run():
+                for f in futures:
+                    f.result()
+                pool.shutdown()
+        named = [tids.get() for _ in range(args.workers)]
+        ids = [tid for tid, _ in named]
+        names = {str(tid): name for tid, name in named}
+        release = barrier.wait
+
+    gil_enabled = getattr(sys, "_is_gil_enabled", lambda: True)()
+    print(json.dumps({"tids": ids, "names": names, "n": n, "kernel": args.kernel,
+                      "executor": "convoy" if args.convoy else args.executor,
+                      "workers": 2 if args.convoy else args.workers,
+                      "switch_interval": sys.getswitchinterval(),
+                      "python": sys.version.split()[0], "gil_enabled": gil_enabled,
+                      "free_threaded_build": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+                      "runtime_address": _runtime_address()}), flush=True)
+    if sys.stdin.readline().strip() != "go":
+        return 1
+    t_go = task_clocks()[0]
+    release()
+    run()
+    print(json.dumps({"t_go_ns": t_go, "t_done_ns": task_clocks()[0], "tasks": results}),
+          flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
