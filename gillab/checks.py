@@ -125,16 +125,23 @@ def probe_target(spec: str, timeout_s: float = PROBE_TIMEOUT_S) -> TargetProbe:
     # The child must find the user's module as this process would: from the current
     # directory first (python -m puts it on sys.path), then the same path.
     env["PYTHONPATH"] = os.pathsep.join([os.getcwd(), *sys.path[1:]])
-    try:
-        proc = subprocess.run(
+    with procutil.forking():  # preexec_fn: at-fork hooks run here (see gillab.procutil)
+        proc = subprocess.Popen(
             [sys.executable, "-m", "gillab.target_probe", spec], stdin=subprocess.DEVNULL,
-            capture_output=True, timeout=timeout_s, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
             preexec_fn=procutil.child_preexec)
-        lines = proc.stdout.decode("utf-8", "replace").splitlines()
+    try:
+        out, _ = proc.communicate(timeout=timeout_s)
         code = proc.returncode
-    except subprocess.TimeoutExpired as exc:  # run() killed it
-        lines = (exc.stdout or b"").decode("utf-8", "replace").splitlines()
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
         code = None
+    finally:
+        if proc.poll() is None:  # Ctrl-C meanwhile: do not leave it behind
+            proc.kill()
+            proc.wait()
+    lines = out.decode("utf-8", "replace").splitlines()
     stages = {}
     for line in lines:
         try:

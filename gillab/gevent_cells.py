@@ -14,7 +14,7 @@ import tempfile
 import time
 
 from gillab import kernels
-from gillab.procutil import child_preexec
+from gillab.procutil import child_preexec, forking
 
 __all__ = ["measure_gevent_cells"]
 
@@ -38,9 +38,10 @@ def measure_gevent_cells(task: kernels.Task, workers_list, *, repeat: int,
     cell_budget_s = timeout_s * repeat * max_tries + startup_s
     with tempfile.TemporaryFile() as errors:  # a pipe could fill and block the child
         # preexec: the child ignores Ctrl-C (ours to handle) and dies with this process.
-        proc = subprocess.Popen([sys.executable, "-m", "gillab.gevent_child"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
-                                preexec_fn=child_preexec)
+        with forking():  # preexec_fn runs at-fork hooks here: see gillab.procutil
+            proc = subprocess.Popen([sys.executable, "-m", "gillab.gevent_child"],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=errors, preexec_fn=child_preexec)
         try:
             pickle.dump(request, proc.stdin)
             proc.stdin.close()

@@ -30,7 +30,7 @@ import signal
 import sys
 import threading
 
-__all__ = ["stdout_to_stderr", "set_parent_death_signal", "worker_setup", "child_preexec", "install_fork_hook",
+__all__ = ["stdout_to_stderr", "forking", "set_parent_death_signal", "worker_setup", "child_preexec", "install_fork_hook",
            "kill_descendants", "install_sigint_watchdog", "abandon", "abandoned",
            "hard_exit", "EXIT_INTERRUPTED"]
 
@@ -139,6 +139,17 @@ def install_fork_hook() -> None:
     # A Ctrl-C landing between fork() and this hook reaches the child's copy of the
     # CLI's handler, which knows it is not in the CLI's process and does nothing.
     os.register_at_fork(after_in_child=worker_setup)
+    # In the parent, a KeyboardInterrupt raised inside another module's at-fork hook
+    # (logging registers some) is printed as "Exception ignored" and lost: while a fork
+    # runs, the handler defers, and the fork's caller gets the KeyboardInterrupt.
+    real_fork = os.fork
+
+    def fork():
+        with forking():
+            return real_fork()
+
+    fork.__doc__ = real_fork.__doc__
+    os.fork = fork
     _fork_hook_installed = True
 
 
@@ -179,17 +190,50 @@ def hard_exit(code: int, kill: bool = True) -> None:
 
 _watchdog: threading.Timer | None = None
 _owner_pid = 0
+_forking = 0        # forks (or Popen with a preexec_fn) under way in this process
+_deferred = False   # a Ctrl-C arrived meanwhile: raised when the fork is done
 
 
-def _on_sigint(signum, frame):
+class forking:
+    """While inside, Python at-fork hooks may run in this process: Ctrl-C is deferred
+    to the end of the block (then raised there), never raised inside a hook."""
+
+    def __enter__(self):
+        global _forking
+        _forking += 1
+        return self
+
+    def __exit__(self, *exc):
+        global _forking, _deferred
+        if os.getpid() != _owner_pid:  # the child of a fork: none of this is its own
+            _forking, _deferred = 0, False
+            return False
+        _forking -= 1
+        if _deferred and not _forking:
+            _deferred = False
+            raise KeyboardInterrupt
+        return False
+
+
+def _arm_watchdog() -> None:
     global _watchdog
-    if os.getpid() != _owner_pid:  # a forked child, before it ignores SIGINT: not ours
-        return
-    if _watchdog is not None:  # a second Ctrl-C: the user will not wait
-        hard_exit(EXIT_INTERRUPTED)
     _watchdog = threading.Timer(_GRACE_S, _too_slow)
     _watchdog.daemon = True
     _watchdog.start()
+
+
+def _on_sigint(signum, frame):
+    global _deferred
+    if os.getpid() != _owner_pid:  # a forked child, before it ignores SIGINT: not ours
+        return
+    if _forking and not _deferred:
+        _deferred = True
+        if _watchdog is None:
+            _arm_watchdog()
+        return
+    if _watchdog is not None:  # a second Ctrl-C: the user will not wait
+        hard_exit(EXIT_INTERRUPTED)
+    _arm_watchdog()
     raise KeyboardInterrupt
 
 

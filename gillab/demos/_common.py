@@ -125,13 +125,14 @@ def child_env() -> dict:
 
 def start_child(entry: str, *args, patched: bool, stdin_pipe: bool = False) -> subprocess.Popen:
     """Start a child interpreter; with ``stdin_pipe`` the demo can tell it when to begin."""
-    from gillab.procutil import child_preexec
+    from gillab.procutil import child_preexec, forking
 
     # preexec: the child ignores Ctrl-C (the demo stops it) and dies with the demo.
-    return subprocess.Popen(child_command(entry, *args, patched=patched), env=child_env(),
-                            stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=child_preexec)
+    with forking():  # preexec_fn runs at-fork hooks here: see gillab.procutil
+        return subprocess.Popen(child_command(entry, *args, patched=patched), env=child_env(),
+                                stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=child_preexec)
 
 
 def read_line(child: subprocess.Popen, timeout: float) -> dict:
