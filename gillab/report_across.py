@@ -160,11 +160,24 @@ def _build_lines(envs: dict, width: int) -> list:
             parts.append(f"CC {build['cc']}")
         if build.get("cflags"):
             parts.append(f"CFLAGS {build['cflags']}")
-        if build.get("config_args"):
-            parts.append(f"configure {build['config_args']}")
+        flags = _configure_flags(build.get("config_args"))
+        if flags:
+            parts.append(f"configure {flags}")
         lines += _wrap(f"{label:<{width}}  built with " + "; ".join(parts), indent="  ",
                        hang=" " * (width + 2))
     return lines
+
+
+def _configure_flags(config_args: str | None) -> str:
+    """The configure options that change the build (--disable-gil, --enable-optimizations,
+    --with-lto...), without paths (--prefix, LDFLAGS=...): the JSON keeps them all."""
+    import shlex
+
+    try:
+        words = shlex.split(config_args or "")
+    except ValueError:
+        words = (config_args or "").split()
+    return " ".join(w for w in words if w.startswith("--") and "/" not in w)
 
 
 def _asked_gil(run) -> dict:

@@ -22,7 +22,7 @@ from gillab.errors import UsageError, UserError
 from gillab.pythons import child, found, merge, venvs
 from gillab.results import Cell, CompareRun, load_run
 
-from .conftest import run_gillab
+from .conftest import retry_once, run_gillab
 
 
 def compare_parser():
@@ -539,7 +539,8 @@ def four_runs():
     def make(label, version, free_threaded, gil_enabled, serial_s, speedups, exe):
         e = dict(env(version, free_threaded, gil_enabled), executable=exe,
                  build={"compiler": "GCC 14.2.0", "cc": "gcc", "cflags": "-O3",
-                        "config_args": "'--disable-gil'" if free_threaded else "''"})
+                        "config_args": ("'--prefix=/opt/py313t' '--disable-gil'" if free_threaded
+                                        else "'--enable-shared' 'LDFLAGS=-L/x'")})
         cells = []
         for kernel, per in (("py", 1.0), ("bigint", 2.0)):
             cells.append(cell(kernel, "serial", 1, 1.0, 1.0, "serialized",
@@ -591,7 +592,8 @@ class TestReading:
     def test_each_build_is_named_once_and_the_forced_gil_is_no_warning(self):
         text = self.text()
         assert text.count("built with GCC 14.2.0") == 3  # the +GIL run shares 3.13t's
-        assert "configure '--disable-gil'" in text
+        assert text.count("configure --disable-gil") == 1 and "--prefix" not in text
+        assert "configure --enable-shared" in text and "LDFLAGS" not in text
         assert "WARNING" not in text
         assert "3.13t+GIL: the free-threaded build with its GIL forced on" in text
 
@@ -644,6 +646,17 @@ class TestBadInput:
         assert "gillab needs Python 3.10+, this is 3.9.18" in self.run_bad(
             tmp_path, "--python", old)
 
+    def test_real_old_pythons_are_told_by_version(self, tmp_path):
+        root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+        old = [p for p in sorted(glob.glob(os.path.join(root, "versions", "[23].*", "bin",
+                                                        "python")))
+               if tuple(map(int, p.split(os.sep)[-3].split(".")[:2])) < (3, 10)][:2]
+        if not old:
+            pytest.skip("no pyenv Python older than 3.10 here")
+        for python in old:
+            assert "gillab needs Python 3.10+, this is" in self.run_bad(
+                tmp_path, "--python", python)
+
     def test_a_python_that_hangs_times_out(self, tmp_path):
         hangs = _fake_python(tmp_path, "python3", "sleep 60\n")
         started = time.monotonic()
@@ -664,3 +677,159 @@ def _gil_build_python(tmp_path):
     return _fake_python(tmp_path, "python3.12", (
         "echo '{\"version\": \"3.12.1\", \"version_info\": [3, 12], \"build\": \"3.12\", "
         "\"implementation\": \"CPython\", \"free_threaded\": false}'\n"))
+
+
+class TestVenvLife:
+    """A venv is made beside its place and swapped in whole: a failure or Ctrl-C
+    leaves neither a half-made venv nor a held lock."""
+
+    @pytest.fixture
+    def setting(self, tmp_path, monkeypatch):
+        monkeypatch.setenv("GILLAB_CACHE_DIR", str(tmp_path / "cache"))
+        sources = {"setup.py": __file__}
+        chosen = found.make_labels([interp("3.13.5", True, path=sys.executable)])[0]
+        venv = os.path.join(venvs.cache_root(), venvs.venv_key(chosen))
+        return chosen, sources, venv
+
+    def fake_pip(self, monkeypatch, fail_at=None, calls=None):
+        calls = [] if calls is None else calls
+
+        def step(cmd, log, failure):
+            calls.append(cmd)
+            if len(calls) == fail_at:
+                raise fail_at_error
+            if cmd[1:3] == ["-m", "venv"]:  # make what a venv would hold
+                os.makedirs(os.path.join(cmd[3], "bin"))
+                with open(os.path.join(cmd[3], "bin", "python"), "w"):
+                    pass
+
+        fail_at_error = KeyboardInterrupt()
+        monkeypatch.setattr(venvs, "_pip_step", step)
+        monkeypatch.setattr(venvs.subprocess if hasattr(venvs, "subprocess") else subprocess,
+                            "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, "[]", ""))
+        return calls
+
+    def leftovers(self, venv):
+        return glob.glob(venv + ".partial-*")
+
+    def lock_is_free(self, venv):
+        import filelock
+
+        lock = filelock.FileLock(venv + ".lock", timeout=0)
+        lock.acquire()
+        lock.release()
+        return True
+
+    @pytest.mark.parametrize("fail_at", [1, 2])
+    def test_ctrl_c_leaves_nothing_half_made(self, setting, monkeypatch, fail_at):
+        chosen, sources, venv = setting
+        self.fake_pip(monkeypatch, fail_at=fail_at)
+        with pytest.raises(KeyboardInterrupt):
+            venvs.ensure_venv(chosen, sources, "f1")
+        assert not os.path.exists(venv) and not self.leftovers(venv)
+        assert self.lock_is_free(venv)
+
+    def test_made_once_then_reused_then_swapped_whole(self, setting, monkeypatch):
+        chosen, sources, venv = setting
+        calls = self.fake_pip(monkeypatch)
+        python = venvs.ensure_venv(chosen, sources, "f1")
+        assert python == venvs.venv_python(venv) and os.path.exists(python)
+        made = len(calls)
+        assert venvs.ensure_venv(chosen, sources, "f1") == python and len(calls) == made
+        with open(os.path.join(venv, "marker"), "w"):
+            pass
+        venvs.ensure_venv(chosen, sources, "f2")  # sources changed: a new venv, whole
+        assert len(calls) == 2 * made
+        assert not os.path.exists(os.path.join(venv, "marker"))
+        with open(os.path.join(venv, venvs.STAMP)) as f:
+            assert f.read().strip() == "f2"
+        assert not self.leftovers(venv) and self.lock_is_free(venv)
+
+    def test_a_killed_runs_partial_is_cleared_by_the_next(self, setting, monkeypatch):
+        chosen, sources, venv = setting
+        os.makedirs(venv + ".partial-abandoned/bin")
+        self.fake_pip(monkeypatch)
+        venvs.ensure_venv(chosen, sources, "f1")
+        assert not self.leftovers(venv)
+
+
+def free_threaded_python() -> str | None:
+    """/opt/py313t (scripts/build-free-threaded-python.sh) or $GILLAB_TEST_FT_PYTHON."""
+    path = os.environ.get("GILLAB_TEST_FT_PYTHON") or "/opt/py313t/bin/python3"
+    if not os.access(path, os.X_OK):
+        return None
+    done = subprocess.run([path, "-c", "import sysconfig; print(bool(sysconfig."
+                                       "get_config_var('Py_GIL_DISABLED')))"],
+                          capture_output=True, text=True)
+    return path if done.stdout.strip() == "True" else None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(other_python() is None, reason="no second interpreter (pyenv 3.13 or "
+                                                   "3.12, or $GILLAB_TEST_PYTHON) here")
+class TestFromAWheel:
+    """compare --python from a plain (non-editable) install of a wheel, run outside
+    the checkout: the other interpreter's venv gets the same gillab built for it."""
+
+    def test_wheel_install_runs_another_python(self, tmp_path):
+        wheels, venv, cache = tmp_path / "wheels", tmp_path / "venv", tmp_path / "cache"
+        pip = ["-m", "pip", "--disable-pip-version-check", "--no-input", "-q"]
+        subprocess.run([sys.executable, *pip, "wheel", "--no-deps", "-w", str(wheels), REPO],
+                       check=True, capture_output=True, timeout=600)
+        wheel = next(wheels.glob("gillab-*.whl"))
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+        python = str(venv / "bin" / "python")
+        subprocess.run([python, *pip, "install", str(wheel)], check=True,
+                       capture_output=True, timeout=600)
+        where = subprocess.run([python, "-I", "-c", "import gillab; print(gillab.__file__)"],
+                               capture_output=True, text=True, check=True, cwd=str(tmp_path))
+        assert where.stdout.startswith(str(venv))  # the installed copy, not the checkout
+        out = tmp_path / "r.json"
+        result = subprocess.run(
+            [python, "-I", "-m", "gillab", "compare", "--python", other_python(), "-k",
+             "cy_nogil", "-e", "threads", "-w", "2", "--repeat", "1", "--target-s", "0.05",
+             "--json", str(out)], capture_output=True, text=True, timeout=900,
+            cwd=str(tmp_path), env=dict(os.environ, GILLAB_CACHE_DIR=str(cache)))
+        assert result.returncode == 0, result.stderr
+        data = json.loads(out.read_text())
+        labels = list(data["envs"])
+        assert len(labels) == 2
+        assert data["envs"][labels[1]]["executable"].startswith(str(cache))
+        assert {(c["interpreter"], c["executor"]) for c in data["cells"]} == {
+            (lab, ex) for lab in labels for ex in ("serial", "threads")}
+        assert all(c["correct"] for c in data["cells"])
+        assert not list(cache.rglob("*.partial-*"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(free_threaded_python() is None,
+                    reason="no free-threaded Python (scripts/build-free-threaded-python.sh "
+                           "or $GILLAB_TEST_FT_PYTHON)")
+class TestGilBoth:
+    """--gil both on a free-threaded build: one binary, two columns; with the GIL off
+    two py threads use two cores, with it forced on one (CPU time, not speedup)."""
+
+    def test_two_columns_gil_measured_inside_each(self, tmp_path):
+        def check():
+            out = tmp_path / "r.json"
+            result = run_gillab("compare", "--python", free_threaded_python(), "--gil", "both",
+                                "-k", "py", "-e", "threads", "-w", "2", "--repeat", "1",
+                                "--target-s", "0.3", "--json", str(out), timeout=900)
+            assert result.returncode == 0, result.stderr
+            data = json.loads(out.read_text())
+            labels = list(data["envs"])
+            assert labels[1:] == ["3.13t", "3.13t+GIL"]
+            assert data["envs"]["3.13t"]["gil_enabled"] is False
+            assert data["envs"]["3.13t+GIL"]["gil_enabled"] is True
+            assert data["envs"]["3.13t"]["free_threaded_build"] is True
+            threads = {c["interpreter"]: c for c in data["cells"]
+                       if c["executor"] == "threads" and c["workers"] == 2}
+            assert set(threads) == set(labels)
+            if any(c["verdict"] == "noisy" for c in threads.values()):
+                pytest.skip("the machine is too busy to tell (noise guard)")
+            assert threads["3.13t"]["cores_used"] > 1.5, threads["3.13t"]
+            assert threads["3.13t+GIL"]["cores_used"] < 1.35, threads["3.13t+GIL"]
+            assert threads["3.13t"]["verdict"] == "parallel"
+            assert threads["3.13t+GIL"]["verdict"] == "GIL-bound"
+            assert "the GIL's own effect" in " ".join(result.stdout.split())
+        retry_once(check)

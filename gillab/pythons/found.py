@@ -18,8 +18,8 @@ MIN_VERSION = (3, 10)
 #: --gil: the GIL of a free-threaded --python, off (its default), forced on, or both.
 GIL_CHOICES = ("off", "on", "both")
 
-# Run with -I under each candidate: what it is, without importing gillab. Written so
-# that even a Python 2 answers (and is then refused by version, in one line).
+# Run under each candidate: what it is, without importing gillab. Written so that
+# even a Python 2 answers (and is then refused by its version, in one line).
 _PROBE = """\
 import json, platform, sys, sysconfig
 print(json.dumps({
@@ -71,9 +71,12 @@ def probe(path: str, timeout_s: float | None = None) -> Interpreter:
         raise UsageError(f"--python {path}: not an executable file")
     try:
         # A session of its own: on a timeout the whole group goes, grandchildren too.
-        proc = subprocess.Popen([path, "-I", "-c", _PROBE], stdin=subprocess.DEVNULL,
+        # -E -s and cwd /, not -I (which Python 2 lacks): so that an old Python is
+        # told by its version, and nothing in the user's directory shadows the stdlib.
+        proc = subprocess.Popen([path, "-E", "-s", "-c", _PROBE], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                text=True, errors="replace", start_new_session=True)
+                                text=True, errors="replace", start_new_session=True,
+                                cwd=os.path.abspath(os.sep))
     except OSError:
         raise UsageError(f"--python {path}: does not run as a Python interpreter") from None
     try:
