@@ -254,7 +254,7 @@ def create_parser() -> argparse.ArgumentParser:
                    help="run the matrix under this interpreter too (repeatable), side by side")
     p.add_argument("--gil", choices=["off", "on", "both"], metavar="off|on|both",
                    help="a free-threaded --python's GIL: off (default), forced on, or both "
-                        "side by side (PYTHON_GIL=0/1)")
+                        "side by side (-X gil=0/1)")
     p.add_argument("--dask-shape", type=_shape_list, metavar="2x1,1x2",
                    help="dask cluster shapes, P processes x T threads (default: every "
                         "shape whose product is the worker count)")

@@ -85,7 +85,8 @@ def pairs(envs: dict) -> dict:
     by_build: dict = {}
     for gil_build, ft in found["build"]:
         key = (gil_build, envs[ft].get("executable"))
-        if key not in by_build or not envs[ft].get("gil_enabled", True):
+        if key not in by_build or (envs[by_build[key][1]].get("gil_enabled", True)
+                                   and not envs[ft].get("gil_enabled", True)):
             by_build[key] = (gil_build, ft)
     found["build"] = list(by_build.values())
     return found
@@ -122,7 +123,7 @@ def reading_lines(run, envs: dict) -> list:
     lines = ["", "What each comparison isolates:"]
     for off, on in found["gil"]:
         text = (f"{off} vs {on}: the same binary with its GIL off and forced on "
-                "(PYTHON_GIL=1): the only change is the GIL, so the difference in scaling "
+                "(-X gil=1): the only change is the GIL, so the difference in scaling "
                 "is the GIL's own effect.")
         a, b = _threads_scaling(run, off), _threads_scaling(run, on)
         if a and b:
@@ -267,6 +268,11 @@ def _free_threading_notes(envs: dict, asked: dict | None = None) -> list:
           if env.get("free_threaded_build") and env.get("gil_enabled", True)]
     by_request = [lab for lab in on if asked.get(lab) == "on"]
     unexpected = [lab for lab in on if lab not in by_request]
+    not_on = [lab for lab in off if asked.get(lab) == "on"]
+    if not_on:
+        lines += ["", *_wrap(
+            f"WARNING: {', '.join(not_on)}: the GIL was asked to be on (-X gil=1), but "
+            "it was off inside the run: these columns are not GIL-bound.")]
     if off:
         names = ", ".join(off)
         lines += ["", *_wrap(
@@ -278,7 +284,7 @@ def _free_threading_notes(envs: dict, asked: dict | None = None) -> list:
     if by_request:
         lines += ["", *_wrap(
             f"{', '.join(by_request)}: the free-threaded build with its GIL forced on "
-            "(--gil on/both, PYTHON_GIL=1), as measured inside the run: its threads are "
+            "(--gil on/both, -X gil=1), as measured inside the run: its threads are "
             "GIL-bound as on a default build.")]
     if unexpected:
         lines += ["", *_wrap(

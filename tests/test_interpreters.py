@@ -524,6 +524,14 @@ class TestGilSettings:
             self.choose("on", free_threaded=False)
         assert [i.gil for i in self.choose(None, free_threaded=False)] == [None, None]
 
+    def test_the_child_gets_x_gil_on_its_command_line(self):
+        """-I ignores PYTHON_GIL: the setting must be an -X option."""
+        on = dataclasses.replace(interp("3.13.5", True), gil="on")
+        words = child.child_command("/v/bin/python", ["compare"], None, child.gil_flags(on))
+        assert words[:4] == ["/v/bin/python", "-I", "-X", "gil=1"]
+        assert child.gil_flags(dataclasses.replace(on, gil="off")) == ["-X", "gil=0"]
+        assert child.gil_flags(interp("3.13.0")) == []
+
     def test_the_child_gets_python_gil(self):
         on, off = interp("3.13.5", True), interp("3.13.5", False)
         base = {"PATH": "/bin", "PYTHON_GIL": "1"}
@@ -604,6 +612,13 @@ class TestReading:
         assert [e["gil_enabled"] for e in data["envs"].values()] == [True, True, False, True]
         asked = {i["label"]: i.get("gil") for i in data["settings"]["interpreters"]}
         assert asked["3.13t"] == "off" and asked["3.13t+GIL"] == "on"
+
+    def test_a_gil_asked_on_but_measured_off_is_a_warning(self):
+        run, envs = four_runs()
+        envs["3.13t+GIL"] = dict(envs["3.13t+GIL"], gil_enabled=False)
+        text = " ".join(" ".join(report_across.format_side_by_side(run, envs)).split())
+        assert "WARNING: 3.13t+GIL: the GIL was asked to be on" in text
+        assert report_across.pairs(envs)["build"] == [("3.13", "3.13t")]
 
     def test_no_reading_for_one_run(self):
         run, envs = merge.merge_runs([("3.11", run_311())])

@@ -4,7 +4,7 @@ one child compare (child), merging the runs (merge), and the whole (across).
 
 Each other interpreter runs ``python -I -m gillab compare ... --json TMP`` from its
 venv; ``-I`` and a working directory outside any checkout keep it from importing a
-source tree. A free-threaded one runs once per --gil setting, with PYTHON_GIL=0 or 1.
+source tree. A free-threaded one runs once per --gil setting, with -X gil=0 or 1.
 This package returns data and never prints; the side-by-side text is
 gillab.report_across's. ``python -m gillab.pythons venv PYTHON`` makes (or reuses)
 the venv for PYTHON and prints its python (for .ci/free-threaded).

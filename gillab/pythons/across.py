@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 
 from gillab.pythons.child import (child_command, child_env, child_failure, forwarded_args,
-                                  run_child)
+                                  gil_flags, run_child)
 from gillab.pythons.found import select_interpreters
 from gillab.pythons.merge import merge_runs
 from gillab.pythons.venvs import (InterpreterFailed, build_sources, ensure_venv,
@@ -59,8 +59,8 @@ def run_across(interpreters: list, args, compare_parser, run_host,
     with tempfile.TemporaryDirectory(prefix="gillab-across-") as tmp:
         for number, interp in enumerate(interpreters, 1):
             out = os.path.join(tmp, f"run{number}.json")
-            gil = {"on": ", GIL forced on (PYTHON_GIL=1)",
-                   "off": ", GIL off (PYTHON_GIL=0)"}.get(interp.gil or "", "")
+            gil = {"on": ", GIL forced on (-X gil=1)",
+                   "off": ", GIL off (-X gil=0)"}.get(interp.gil or "", "")
             say(f"gillab: [{number}/{len(interpreters)}] {interp.label}: {interp.path}"
                 + (" (this interpreter)" if interp.host else gil))
             if interp.host:
@@ -69,7 +69,8 @@ def run_across(interpreters: list, args, compare_parser, run_host,
                 try:
                     python = ensure_venv(interp, sources, fingerprint, say)
                     code, tail = run_child(
-                        child_command(python, [*words, "--json", out], extra_path),
+                        child_command(python, [*words, "--json", out], extra_path,
+                                      gil_flags(interp)),
                         cwd=tmp, env=child_env(interp),
                         on_line=lambda line, lab=interp.label: say(f"  {lab}: {line}"))
                 except InterpreterFailed as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["forwarded_args", "child_command", "child_env", "run_child", "child_failure",
+__all__ = ["forwarded_args", "child_command", "gil_flags", "child_env", "run_child", "child_failure",
            "NOT_FORWARDED"]
 
 #: compare options not handed to the children: the parent owns them.
@@ -39,20 +39,32 @@ def forwarded_args(args, compare_parser) -> list:
     return words
 
 
-def child_command(python: str, words: list, extra_path: str | None) -> list:
-    """``python -I -m gillab WORDS``; with --target, the user's directory joins the end
-    of sys.path, after site-packages, so their module imports and gillab stays the
-    installed one."""
+def child_command(python: str, words: list, extra_path: str | None,
+                  flags: list | tuple = ()) -> list:
+    """``python -I [FLAGS] -m gillab WORDS``; with --target, the user's directory joins
+    the end of sys.path, after site-packages, so their module imports and gillab stays
+    the installed one."""
     if extra_path is None:
-        return [python, "-I", "-m", "gillab", *words]
+        return [python, "-I", *flags, "-m", "gillab", *words]
     boot = ("import sys; sys.path.append(sys.argv.pop(1)); "
             "from gillab.__main__ import main; sys.exit(main(sys.argv[1:]))")
-    return [python, "-I", "-c", boot, extra_path, *words]
+    return [python, "-I", *flags, "-c", boot, extra_path, *words]
+
+
+def gil_flags(interp) -> list:
+    """``-X gil=0`` or ``-X gil=1`` for a free-threaded run, as ``interp.gil`` says.
+
+    The child runs with -I, which ignores PYTHON_GIL; -X gil is also what
+    multiprocessing hands its spawned workers (subprocess._args_from_interpreter_flags),
+    and forked ones inherit the running state."""
+    if interp.free_threaded and interp.gil in ("off", "on"):
+        return ["-X", f"gil={1 if interp.gil == 'on' else 0}"]
+    return []
 
 
 def child_env(interp, base: dict | None = None) -> dict:
-    """The child's environment: PYTHON_GIL=0 or 1 for a free-threaded run (inherited
-    by its worker processes too), as ``interp.gil`` says; otherwise unchanged."""
+    """The child's environment: PYTHON_GIL=0 or 1 for a free-threaded run, as
+    ``interp.gil`` says (for any process it starts without -I); otherwise without it."""
     env = dict(os.environ if base is None else base)
     if interp.free_threaded and interp.gil in ("off", "on"):
         env["PYTHON_GIL"] = "1" if interp.gil == "on" else "0"

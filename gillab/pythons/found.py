@@ -53,7 +53,7 @@ class Interpreter:
     free_threaded: bool     # built with --disable-gil (PEP 703)
     host: bool = False      # the interpreter running this command
     label: str = ""
-    gil: str | None = None  # "off" or "on": PYTHON_GIL for a free-threaded run
+    gil: str | None = None  # "off" or "on": -X gil=0/1 for a free-threaded run
 
 
 def probe(path: str, timeout_s: float | None = None) -> Interpreter:
