@@ -104,15 +104,26 @@ def single_thread_cost(run, gil_build: str, ft: str) -> dict:
     return costs
 
 
-def _threads_scaling(run, label: str) -> str | None:
-    """"py threads x2 1.88x" at the most workers, or None."""
-    for kernel in ("py", "cy_gil", "bigint"):
+def _threads_scaling(run, off: str, on: str) -> str | None:
+    """"3.13t cy_gil threads x2 1.82x (parallel); 3.13t+GIL ... 0.96x (GIL-bound)" at
+    the most workers, for the first GIL-holding kernel neither run left noisy."""
+    def top(label, kernel):
         cells = [c for c in run.cells if c.interpreter == label and c.kernel == kernel
                  and c.executor == "threads" and c.speedup is not None]
-        if cells:
-            top = max(cells, key=lambda c: c.workers)
-            return f"{kernel} threads x{top.workers} {top.speedup:.2f}x ({top.verdict})"
-    return None
+        return max(cells, key=lambda c: c.workers) if cells else None
+
+    candidates = []
+    for kernel in ("py", "cy_gil", "bigint"):
+        a, b = top(off, kernel), top(on, kernel)
+        if a is not None and b is not None:
+            candidates.append((kernel, a, b))
+    if not candidates:
+        return None
+    clean = [c for c in candidates if "noisy" not in (c[1].verdict, c[2].verdict)]
+    kernel, a, b = (clean or candidates)[0]
+    return "; ".join(f"{label} {kernel} threads x{c.workers} {c.speedup:.2f}x on "
+                     f"{c.cores_used:.2f} cores ({c.verdict})"
+                     for label, c in ((off, a), (on, b)) if c.cores_used is not None)
 
 
 def reading_lines(run, envs: dict) -> list:
@@ -125,9 +136,9 @@ def reading_lines(run, envs: dict) -> list:
         text = (f"{off} vs {on}: the same binary with its GIL off and forced on "
                 "(-X gil=1): the only change is the GIL, so the difference in scaling "
                 "is the GIL's own effect.")
-        a, b = _threads_scaling(run, off), _threads_scaling(run, on)
-        if a and b:
-            text += f" {off} {a}; {on} {b}."
+        scaling = _threads_scaling(run, off, on)
+        if scaling:
+            text += f" {scaling}."
         lines += _wrap(text, indent="  ")
     for gil_build, ft in found["build"]:
         va, vb = envs[gil_build].get("python"), envs[ft].get("python")

@@ -585,7 +585,16 @@ class TestReading:
         text = self.text()
         assert ("3.13t vs 3.13t+GIL: the same binary with its GIL off and forced on" in text)
         assert "the GIL's own effect" in text
-        assert "3.13t py threads x2 1.88x (parallel); 3.13t+GIL py threads x2 1.00x" in text
+        assert ("3.13t py threads x2 1.88x on 1.88 cores (parallel); 3.13t+GIL py threads x2 "
+                "1.00x on 1.00 cores (GIL-bound)") in text
+
+    def test_a_noisy_kernel_gives_way_to_a_clean_one(self):
+        run, envs = four_runs()
+        cells = tuple(dataclasses.replace(c, verdict="noisy") if c.kernel == "py" else c
+                      for c in run.cells)
+        text = " ".join(" ".join(report_across.reading_lines(
+            dataclasses.replace(run, cells=cells), envs)).split())
+        assert "3.13t bigint threads x2 1.88x" in text and "py threads" not in text
 
     def test_same_version_is_the_builds_single_thread_cost(self):
         text = self.text()
