@@ -149,6 +149,12 @@ def reading_lines(run, envs: dict) -> list:
         if costs:
             text += " " + "; ".join(f"{k} {a:.1f} -> {b:.1f} ns/iter ({rel:+.0%})"
                                     for k, (a, b, rel) in costs.items()) + "."
+            noisy = [k for k in costs if any(
+                c.verdict == "noisy" for c in run.cells if c.kernel == k
+                and c.executor == "serial" and c.interpreter in (gil_build, ft))]
+            if noisy:
+                text += (f" ({', '.join(noisy)}: a serial cell ran noisy; measure again "
+                         "with -e serial --repeat 5 on a quiet machine.)")
         lines += _wrap(text, indent="  ")
     if found["other"]:
         names = ", ".join(f"{a} vs {b}" for a, b in found["other"])

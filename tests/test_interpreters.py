@@ -602,6 +602,16 @@ class TestReading:
         assert "py 90.0 -> 117.0 ns/iter (+30%)" in text
         assert "bigint 180.0 -> 234.0 ns/iter (+30%)" in text
 
+    def test_a_noisy_serial_cell_is_said_beside_the_cost(self):
+        run, envs = four_runs()
+        cells = tuple(dataclasses.replace(c, verdict="noisy")
+                      if (c.kernel, c.executor, c.interpreter) == ("py", "serial", "3.13t")
+                      else c for c in run.cells)
+        text = " ".join(" ".join(report_across.reading_lines(
+            dataclasses.replace(run, cells=cells), envs)).split())
+        assert "(py: a serial cell ran noisy" in text
+        assert "noisy" not in " ".join(report_across.reading_lines(run, envs))
+
     def test_other_versions_change_everything(self):
         assert "3.11 vs 3.13, 3.11 vs 3.13t" in self.text()
         assert "everything changes at once" in self.text()
