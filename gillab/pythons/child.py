@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["forwarded_args", "child_command", "gil_flags", "child_env", "run_child", "child_failure",
-           "NOT_FORWARDED"]
+__all__ = ["forwarded_args", "child_command", "gil_flags", "child_env", "run_child",
+           "child_failure", "NOT_FORWARDED"]
 
 #: compare options not handed to the children: the parent owns them.
 NOT_FORWARDED = {"python", "gil", "json", "plot", "help", "command", "debug"}
