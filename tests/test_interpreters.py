@@ -779,6 +779,37 @@ class TestVenvLife:
             assert f.read().strip() == "f2"
         assert not self.leftovers(venv) and self.lock_is_free(venv)
 
+    def test_two_runs_at_once_make_it_once(self, setting, monkeypatch):
+        """The second waits on the lock, then finds the first's venv complete."""
+        import threading
+
+        chosen, sources, venv = setting
+        calls: list = []
+        self.fake_pip(monkeypatch, calls=calls)
+        step = venvs._pip_step
+        inside, release = threading.Event(), threading.Event()
+
+        def slow_step(cmd, log, failure):
+            inside.set()
+            release.wait(30)
+            step(cmd, log, failure)
+
+        monkeypatch.setattr(venvs, "_pip_step", slow_step)
+        answers = []
+        first = threading.Thread(target=lambda: answers.append(
+            venvs.ensure_venv(chosen, sources, "f1")))
+        first.start()
+        assert inside.wait(30)
+        second = threading.Thread(target=lambda: answers.append(
+            venvs.ensure_venv(chosen, sources, "f1")))
+        second.start()
+        second.join(0.5)  # time to reach the lock; without one it would build again
+        release.set()
+        first.join(30)
+        second.join(30)
+        assert answers == [venvs.venv_python(venv)] * 2
+        assert len(calls) == 2  # one venv, one gillab install: made once
+
     def test_a_killed_runs_partial_is_cleared_by_the_next(self, setting, monkeypatch):
         chosen, sources, venv = setting
         os.makedirs(venv + ".partial-abandoned/bin")
