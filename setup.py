@@ -2,9 +2,28 @@
 
 Compiler directives are set here, once, for every .pyx (house style).
 """
+import os
+import shutil
+
 import Cython
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_py import build_py
+
+#: What building gillab reads besides gillab/ itself. Shipped inside the package as
+#: gillab/_build/, so that an installed (not editable) gillab can build itself for
+#: another interpreter (compare --python; gillab/pythons/venvs.py reads them back).
+BUILD_FILES = ("setup.py", "pyproject.toml", "ext/_kernels.pyx")
+
+
+class build_py_with_sources(build_py):
+    def run(self):
+        super().run()
+        here = os.path.dirname(os.path.abspath(__file__))
+        for rel in BUILD_FILES:
+            target = os.path.join(self.build_lib, "gillab", "_build", rel)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copyfile(os.path.join(here, rel), target)
 
 extensions = [
     Extension(
@@ -24,6 +43,7 @@ extensions = [
 ]
 
 setup(
+    cmdclass={"build_py": build_py_with_sources},
     ext_modules=cythonize(
         extensions,
         compiler_directives={

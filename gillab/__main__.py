@@ -86,14 +86,12 @@ def cmd_compare(args) -> list[str]:
         check_output_path(args.plot, "--plot")
         _check_plot_extra()
     if args.python:
-        from gillab.interpreters import compare_across
-
         # Side by side, an executor one interpreter lacks is skipped there, not refused
         # (the flag reaches the host run and, forwarded, every child).
         args.skip_unavailable = True
-
-        # Each interpreter runs this same command in a venv of its own; see interpreters.py.
-        return compare_across(args)
+        return _compare_across(args)
+    if args.gil:
+        raise UsageError("--gil applies to a free-threaded interpreter given by --python")
     executors = args.executor or (["serial", "threads", "processes"] if args.target else None)
     plan = Plan(
         kernels=tuple(dict.fromkeys(args.kernel)) if args.kernel else Plan.kernels,
@@ -174,6 +172,41 @@ def _check_available(asked) -> None:
             raise UsageError(f"-e {name}: {reason}")
 
 
+def _compare_across(args) -> list[str]:
+    """compare --python: each run in gillab.pythons (this process's own run handed in),
+    the side-by-side text from gillab.report_across."""
+    from gillab import kernels
+    from gillab.pythons.across import plan_across, run_across
+    from gillab.pythons.merge import relabelled, to_json
+    from gillab.report import write_plot
+    from gillab.report_across import format_side_by_side
+    from gillab.results import write_json_atomic
+
+    interpreters = plan_across(args.python, args.gil)  # UsageError before measuring
+
+    def run_host(json_path: str) -> None:
+        cmd_compare(argparse.Namespace(**{**vars(args), "python": None, "gil": None,
+                                          "json": json_path, "plot": None}))
+
+    def say(text: str) -> None:
+        if not args.quiet:
+            print(text, file=sys.stderr, flush=True)
+
+    compare_parser = create_parser()._subparsers._group_actions[0].choices["compare"]
+    done = run_across(interpreters, args, compare_parser, run_host, say)
+    if args.json:
+        write_json_atomic(args.json, to_json(done.run, done.envs))
+    if args.plot:
+        write_plot(relabelled(done.run), args.plot)
+    descriptions = {name: k.description for name, k in kernels.KERNELS.items()}
+    lines = format_side_by_side(done.run, done.envs, descriptions)
+    if done.failures:  # what did run is still reported; the exit status says the rest
+        for line in lines:
+            print(line)
+        raise UserError("; ".join(done.failures))
+    return lines
+
+
 def cmd_show(args) -> list[str]:
     # No gillab.kernels here: showing a saved run needs no compiled extension.
     from gillab.descriptions import KERNEL_DESCRIPTIONS
@@ -188,7 +221,8 @@ def cmd_show(args) -> list[str]:
         raise UserError(f"{args.path} is a directory, not a compare --json file") from None
     descriptions = dict(KERNEL_DESCRIPTIONS)
     if any(c.interpreter for c in run.cells):  # compare --python: side by side again
-        from gillab.interpreters import format_side_by_side, load_across
+        from gillab.pythons.merge import load_across
+        from gillab.report_across import format_side_by_side
 
         run, envs = load_across(args.path)
         return format_side_by_side(run, envs, descriptions)
@@ -286,6 +320,9 @@ def create_parser() -> argparse.ArgumentParser:
                    help=f"refuse more worker threads than this (default {MAX_THREADS})")
     p.add_argument("--python", action="append", metavar="PATH",
                    help="run the matrix under this interpreter too (repeatable), side by side")
+    p.add_argument("--gil", choices=["off", "on", "both"], metavar="off|on|both",
+                   help="a free-threaded --python's GIL: off (default), forced on, or both "
+                        "side by side (-X gil=0/1)")
     p.add_argument("--dask-shape", type=_shape_list, metavar="2x1,1x2",
                    help="dask cluster shapes, P processes x T threads (default: every "
                         "shape whose product is the worker count)")

@@ -8,7 +8,7 @@ import sys
 import sysconfig
 from importlib import metadata
 
-__all__ = ["collect_env", "gil_enabled", "free_threaded_build", "cpu_count"]
+__all__ = ["collect_env", "gil_enabled", "free_threaded_build", "cpu_count", "build_info"]
 
 
 def _version(dist: str) -> str | None:
@@ -46,6 +46,16 @@ def cpu_count() -> int:
     return os.cpu_count() or 1
 
 
+def build_info() -> dict:
+    """How this interpreter was compiled: two builds of one version differ here."""
+    def var(name):
+        value = sysconfig.get_config_var(name)
+        return " ".join(str(value).split()) if value else None
+
+    return {"compiler": platform.python_compiler() or None, "cc": var("CC"),
+            "cflags": var("CFLAGS"), "config_args": var("CONFIG_ARGS")}
+
+
 def collect_env() -> dict:
     """The DESIGN.md ``env`` object, as plain data."""
     try:
@@ -66,4 +76,5 @@ def collect_env() -> dict:
         "start_method": multiprocessing.get_start_method(allow_none=True)
         or multiprocessing.get_context().get_start_method(),
         "platform": platform.platform(),
+        "build": build_info(),
     }

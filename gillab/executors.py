@@ -364,8 +364,9 @@ class ProcessPool(_FuturesExecutor):
 
 class Interpreters(Executor):
     """One subinterpreter per worker, each with its own GIL (PEP 684), each driven by a
-    thread of this process: 3.14's InterpreterPoolExecutor, else 3.13's private
-    _interpreters module. Created, with gillab imported in each, before the timed run.
+    thread of this process: InterpreterPoolExecutor where this Python has it (3.14+,
+    found by feature in gillab.subinterpreters), else 3.13's private _interpreters
+    module. Created, with gillab imported in each, before the timed run.
     """
 
     name = "interpreters"
@@ -374,15 +375,12 @@ class Interpreters(Executor):
         super().__init__(*args, **kwargs)
         import sys
 
-        from gillab import interpreters as sub
+        from gillab import subinterpreters as sub
 
         self._pool = None
         self._ids: list = []
         self._threads: list = []
-        try:
-            from concurrent.futures import InterpreterPoolExecutor
-        except ImportError:
-            InterpreterPoolExecutor = None
+        InterpreterPoolExecutor = sub.pool_executor_class()
         try:
             if InterpreterPoolExecutor is not None:
                 self._pool = InterpreterPoolExecutor(
@@ -410,9 +408,9 @@ class Interpreters(Executor):
     def run(self, task, n_tasks):
         _refuse_in_process(task)
         if self._pool is not None:
-            from gillab.interpreters import subinterpreter_run_task
+            from gillab.subinterpreters import subinterpreter_run_task
 
-            # Pickled by reference into each subinterpreter: gillab.interpreters imports
+            # Pickled by reference into each subinterpreter: gillab.subinterpreters imports
             # nothing that cannot load there, unlike this module (psutil, via measure).
             futures = [self._pool.submit(subinterpreter_run_task, task)
                        for _ in range(n_tasks)]
@@ -431,7 +429,7 @@ class Interpreters(Executor):
 
         import _interpreters
 
-        from gillab import interpreters as sub
+        from gillab import subinterpreters as sub
 
         if n_tasks > len(self._ids):
             raise WorkerFailed(f"{n_tasks} tasks for {len(self._ids)} subinterpreters")
@@ -526,8 +524,8 @@ def unavailable_reason(name: str) -> str | None:
 
 def _interpreters_unavailable() -> str | None:
     # Python < 3.13, no _interpreters module, or gillab's kernels unable to load in a
-    # subinterpreter with its own GIL: a throwaway subinterpreter tries (gillab.interpreters).
-    from gillab.interpreters import subinterpreter_problem
+    # subinterpreter with its own GIL: a throwaway subinterpreter tries (gillab.subinterpreters).
+    from gillab.subinterpreters import subinterpreter_problem
 
     return subinterpreter_problem()
 

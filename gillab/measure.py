@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from gillab import kernels, stats
 
-__all__ = ["TaskResult", "now", "run_task", "autorange_calls", "time_call", "calibrate_n",
+__all__ = ["TaskResult", "now", "run_delay", "run_task", "autorange_calls", "time_call", "calibrate_n",
            "ns_per_iter", "calibrate_kernels", "CpuSnapshot", "cpu_snapshot", "process_cpu",
            "boot_id", "machine_busy", "RepeatResult", "ExtraCpu", "CellMeasurement", "GilProbe",
            "measure_once", "measure_cell", "pss_mb", "tree_pss_mb", "PeakMemory",
@@ -59,7 +59,7 @@ class TaskResult:
         return min(self.off_cpu, max(0.0, self.run_delay_s / self.wall_s))
 
 
-def _run_delay() -> float | None:
+def run_delay() -> float | None:
     """Seconds this thread has spent runnable but not running (Linux schedstat)."""
     try:
         with open("/proc/thread-self/schedstat", "rb") as f:
@@ -90,7 +90,7 @@ def run_task(task: kernels.Task, start_at: float | None = None) -> TaskResult:
         func = task.resolve()
     except ValueError as exc:  # a target that cannot be loaded here (a worker's own path)
         return TaskResult(None, 0.0, 0.0, str(exc), os.getpid())
-    delay0 = _run_delay()
+    delay0 = run_delay()
     cpu0 = time.thread_time()
     begin = time.perf_counter()
     wall0 = begin if start_at is None else min(start_at, begin)
@@ -103,7 +103,7 @@ def run_task(task: kernels.Task, start_at: float | None = None) -> TaskResult:
         value, error = None, _one_line(exc)
     end = time.perf_counter()
     cpu = time.thread_time() - cpu0
-    delay1 = _run_delay()
+    delay1 = run_delay()
     delay = None if delay0 is None or delay1 is None else delay1 - delay0
     return TaskResult(value, end - wall0, cpu, error, os.getpid(), delay, task.calls,
                       begin - wall0)

@@ -302,11 +302,23 @@ def write_plot(run, path: str) -> None:
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"gillab compare — {format_env_line(run.env)}", fontsize=9)
     fig.tight_layout()
+    save_figure(fig, path, dpi=100)
+
+
+def save_figure(fig, path: str, **savefig_kwargs) -> None:
+    """Write a matplotlib figure as PNG to a temporary file beside ``path`` and rename it
+    into place (an interrupted run never leaves half a picture), then close it."""
+    import os
+    import tempfile
+
+    import matplotlib.pyplot as plt
+
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".gillab-", suffix=".png", dir=directory)
     os.close(fd)
     try:
-        fig.savefig(tmp, dpi=100, format="png")
+        fig.savefig(tmp, format="png", **savefig_kwargs)
+        os.chmod(tmp, 0o644)  # mkstemp made it private; a picture is for sharing
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

@@ -178,4 +178,4 @@ if ! is_free_threaded "$PREFIX/bin/python3"; then
     exit 1
 fi
 say "done in $((SECONDS / 60))m$((SECONDS % 60))s: $("$PREFIX/bin/python3" -VV | head -1)"
-say "try: python -m gillab compare --python $PREFIX/bin/python3 --quick"
+say "try: python -m gillab compare --python $PREFIX/bin/python3 --gil both --quick"

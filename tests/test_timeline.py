@@ -385,8 +385,9 @@ class TestBadInput:
         from gillab.errors import UserError
         from gillab.timeline import cli
 
-        monkeypatch.setattr(sys, "platform", "darwin")
+        # Parse first: building the parser may import psutil, which reads sys.platform.
         args = create_parser().parse_args(["timeline"])
+        monkeypatch.setattr(sys, "platform", "darwin")
         with pytest.raises(UserError, match="Linux only"):
             cli.cmd_timeline(args)
 

@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from gillab.measure import GilProbe, machine_busy
+from gillab.measure import GilProbe, machine_busy, run_delay
 
 __all__ = ["CheckTimeout", "TaskClock", "Run", "NOT_SENT", "call_bounded", "autorange",
            "run_threads", "run_processes", "deadline_in", "past", "PROBE_INTERVAL_S"]
@@ -92,14 +92,6 @@ class Run:
     @property
     def cores_used(self) -> float:
         return self.cpu_s / self.wall_s if self.wall_s > 0 else 0.0
-
-
-def _run_delay() -> float | None:
-    try:
-        with open("/proc/thread-self/schedstat", "rb") as f:
-            return int(f.read().split()[1]) / 1e9
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def _own_cpu() -> float:
@@ -193,13 +185,13 @@ def run_threads(loop, calls: int, n_threads: int, deadline: float,
     results: list = [None] * n_threads
 
     def work(i):
-        delay0, cpu0 = _run_delay(), time.thread_time()
+        delay0, cpu0 = run_delay(), time.thread_time()
         start.wait()
         try:
             value, error = loop(calls), None
         except BaseException as exc:  # SystemExit in a thread is the statement failing
             value, error = None, _describe(exc)
-        end, cpu1, delay1 = time.perf_counter(), time.thread_time(), _run_delay()
+        end, cpu1, delay1 = time.perf_counter(), time.thread_time(), run_delay()
         delay = None if delay0 is None or delay1 is None else delay1 - delay0
         results[i] = TaskClock(value, error, end - signal_at[0], cpu1 - cpu0, delay)
 
@@ -236,13 +228,13 @@ def _process_main(loop, calls, start, conn) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    delay0, cpu0 = _run_delay(), time.thread_time()
+    delay0, cpu0 = run_delay(), time.thread_time()
     start.wait()
     try:
         value, error = loop(calls), None
     except BaseException as exc:
         value, error = None, _describe(exc)
-    end, cpu1, delay1 = time.perf_counter(), time.thread_time(), _run_delay()
+    end, cpu1, delay1 = time.perf_counter(), time.thread_time(), run_delay()
     try:
         pickle.dumps(value)
     except Exception:

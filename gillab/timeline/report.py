@@ -287,18 +287,6 @@ def write_png(tl: Timeline, path: str, window: Window | None = None) -> None:
     ax.legend(handles=[Patch(color=COLOURS[s], label=LEGEND[s]) for s in _legend_states(tl)],
               loc="upper center", bbox_to_anchor=(0.5, -0.45), ncol=3, fontsize=8, frameon=False)
     fig.tight_layout()
-    import os
-    import tempfile
+    from gillab.report import save_figure
 
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".gillab-", suffix=".png", dir=directory)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", bbox_inches="tight")
-        os.chmod(tmp, 0o644)  # mkstemp made it private; a picture is for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    finally:
-        plt.close(fig)
+    save_figure(fig, path, bbox_inches="tight")
