@@ -30,7 +30,8 @@ import signal
 import sys
 import threading
 
-__all__ = ["stdout_to_stderr", "forking", "set_parent_death_signal", "worker_setup", "child_preexec", "install_fork_hook",
+__all__ = ["stdout_to_stderr", "forking", "set_parent_death_signal", "worker_setup",
+           "child_preexec", "install_fork_hook",
            "kill_descendants", "install_sigint_watchdog", "abandon", "abandoned",
            "hard_exit", "EXIT_INTERRUPTED"]
 
