@@ -1,23 +1,23 @@
 """The compare engine: plan the matrix, measure each cell, judge it, build records.
 
 Data flows one way: kernel -> executor -> measurement -> records -> verdict. The
-engine reports progress through callbacks and never prints; only gillab.measure
-reads clocks.
+engine reports progress through callbacks and never prints; the measuring modules
+read the clocks, gillab.cells turns what they measured into a judged Cell.
 """
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from gillab import kernels, registry, stats
+from gillab import kernels, registry
+from gillab.cells import Subject, adopt_baseline, build_cell, settled_for
 from gillab.environment import collect_env, cpu_count
 from gillab.executors import WorkerFailed, open_executor
+from gillab.footprint import PeakMemory, measure_startup, tree_pss_mb
 from gillab.gevent_cells import measure_gevent_cells
 from gillab.kernels import DEFAULT_P
-from gillab.measure import (CellMeasurement, PeakMemory, autorange_calls, calibrate_n,
-                            measure_cell, measure_startup, tree_pss_mb)
+from gillab.measure import autorange_calls, calibrate_n, measure_cell
 from gillab.results import Cell, CompareRun
-from gillab.verdict import MARGIN, Losses, ideal_speedup, judge, os_share, where_the_time_went
 
 __all__ = ["Plan", "run_compare", "plan_cells", "Progress", "measure_gevent_cells",
            "measure_lesson_costs"]
@@ -86,23 +86,6 @@ def _dask_worker_counts(plan: Plan) -> list[int]:
     return [k for k, _ in plan_shapes(plan.workers, plan.dask_shapes)]
 
 
-@dataclass
-class _Subject:
-    """A kernel (or target) sized for this run, with the answer it must give."""
-
-    name: str
-    task: kernels.Task
-    io_bound: bool
-    n: int | None = None
-    seconds: float | None = None
-    expected: object = None
-    checked: bool = True           # False for a target: answers are compared to serial's
-    serial_s: float | None = None  # median wall of the serial cell: the speedup's baseline
-    serial_tasks: tuple = ()       # the serial cell's TaskResults: each task's own clocks
-    serial_spread: float | None = None
-    extra: dict = field(default_factory=dict)
-
-
 def _autorange_bounded(func, target_s: float, timeout_s: float = 30.0):
     """(calls, None) from autorange_calls, run in a daemon thread: a target that raises
     or exits is looped once (its cells report the error); one that never returns is
@@ -130,31 +113,31 @@ def _autorange_bounded(func, target_s: float, timeout_s: float = 30.0):
     return 1, why
 
 
-def _prepare(name: str, plan: Plan) -> _Subject:
+def _prepare(name: str, plan: Plan) -> Subject:
     if plan.target:
         if plan.target_unsafe:  # ends its process or hangs: never called here
-            return _Subject(name, kernels.Task(target=name, calls=1,
+            return Subject(name, kernels.Task(target=name, calls=1,
                                                unsafe_in_process=plan.target_unsafe),
                             io_bound=False, checked=False)
         func = kernels.Task(target=name).resolve()  # a bad MODULE:FUNC fails here
         calls, hung = _autorange_bounded(func, plan.target_s)
-        return _Subject(name, kernels.Task(target=name, calls=calls, unsafe_in_process=hung),
+        return Subject(name, kernels.Task(target=name, calls=calls, unsafe_in_process=hung),
                         io_bound=False, checked=False)
     kernel = kernels.get(name)
     if kernel.io_bound:
-        return _Subject(name, kernels.Task(name, (plan.target_s,)), True,
+        return Subject(name, kernels.Task(name, (plan.target_s,)), True,
                         seconds=plan.target_s, expected=plan.target_s)
     n = calibrate_n(kernel, plan.target_s, plan.p)
-    return _Subject(name, kernels.Task(name, (n, plan.p)), False, n=n,
+    return Subject(name, kernels.Task(name, (n, plan.p)), False, n=n,
                     expected=kernels.reference(n, plan.p))
 
 
-def _timeout(subject: _Subject, workers: int) -> float:
+def _timeout(subject: Subject, workers: int) -> float:
     base = subject.serial_s or 1.0
     return max(30.0, 20.0 * workers * base)
 
 
-def _measure_local(subject: _Subject, executor: str, workers: int, plan: Plan,
+def _measure_local(subject: Subject, executor: str, workers: int, plan: Plan,
                    start_method: str | None, n_cpus: int):
     """Measure one cell here; with plan.cost, also its start-up and memory.
 
@@ -170,7 +153,8 @@ def _measure_local(subject: _Subject, executor: str, workers: int, plan: Plan,
                                 noise_limit=plan.noise_limit, max_tries=plan.max_tries,
                                 probe_gil=spec.shares_gil,
                                 max_repeat=max(plan.repeat, plan.max_repeat),
-                                settled=_settled(subject, executor, workers, plan, n_cpus))
+                                settled=settled_for(subject, executor, workers,
+                                                    plan.noise_limit, n_cpus))
         if not plan.cost:
             return measured, {}
         if spec.starts_per_run:
@@ -198,160 +182,11 @@ def _dispatch_us(executor: str, workers: int, start_method: str | None) -> float
     return dispatch_us(executor, n_tasks=1000, n_workers=workers, start_method=start_method)
 
 
-def _measure_gevent(subject: _Subject, workers_list, plan: Plan):
+def _measure_gevent(subject: Subject, workers_list, plan: Plan):
     """The compare engine's gevent cells for one subject; see measure_gevent_cells."""
     return measure_gevent_cells(subject.task, workers_list, repeat=plan.repeat,
                                 noise_limit=plan.noise_limit, cost=plan.cost,
                                 timeout_s=_timeout(subject, max(workers_list)))
-
-
-@dataclass(frozen=True)
-class _Figures:
-    """The numbers of one cell (or of one repeat of it), before any verdict."""
-
-    wall_s: float
-    cpu_s: float
-    cores: float
-    speedup: float | None
-    gil_wait: float
-    os_wait: float
-    task_slowdown: float | None
-    losses: Losses | None
-
-
-def _serial_task(subject: _Subject) -> tuple[float, float] | None:
-    """(median wall, median CPU) of one serial task, or None without a baseline."""
-    if not subject.serial_tasks:
-        return None
-    return (stats.median(t.wall_s for t in subject.serial_tasks),
-            stats.median(t.thread_cpu_s for t in subject.serial_tasks))
-
-
-def _figures(subject: _Subject, executor: str, workers: int, repeats, n_cpus: int) -> _Figures:
-    """Speedup, cores, waits and where the time went, from the given repeats."""
-    wall = stats.median(r.wall_s for r in repeats)
-    cpu = stats.median(r.cpu_s for r in repeats)
-    tasks = [t for r in repeats for t in r.tasks]
-    io_bound = subject.io_bound
-    speedup = (workers * subject.serial_s / wall
-               if subject.serial_s is not None and wall > 0 else None)
-    off_cpu = stats.mean(t.off_cpu for t in tasks)
-    queued = [t.os_queue for t in tasks]
-    if all(q is not None for q in queued):
-        os_wait = stats.mean(queued)            # measured: time runnable but queued
-    else:
-        os_wait = os_share(workers, n_cpus, io_bound, executor)  # modelled
-    serial = _serial_task(subject)
-    task_cpu = stats.median(t.thread_cpu_s for t in tasks)
-    slowdown = losses = None
-    if serial is not None and not io_bound and serial[1] > 1e-4 and executor != "serial":
-        slowdown = task_cpu / serial[1]
-        losses = where_the_time_went(
-            workers=workers, cpu_count=n_cpus, cell_wall_s=wall,
-            last_task_wall_s=stats.median(max(t.wall_s for t in r.tasks) for r in repeats),
-            task_cpu_s=task_cpu, serial_cpu_s=serial[1], serial_wall_s=serial[0])
-    return _Figures(wall, cpu, cpu / wall if wall > 0 else 0.0, speedup,
-                    max(0.0, off_cpu - os_wait), os_wait, slowdown, losses)
-
-
-def _verdict_of(subject: _Subject, executor: str, workers: int, fig: _Figures, plan: Plan,
-                n_cpus: int, *, correct=True, error=None, noise=None, tries=1,
-                gil_held=None, extra: dict | None = None, nudge: float = 0.0):
-    """judge() on a cell's figures; ``nudge`` moves cores and speedup by that share of the
-    ideal, to see whether a figure sits on a boundary."""
-    extra = extra or {}
-    ideal = ideal_speedup(workers, n_cpus, subject.io_bound)
-    shift = nudge * ideal
-    return judge(executor=executor, workers=workers,
-                 speedup=None if fig.speedup is None else fig.speedup + shift,
-                 cores_used=fig.cores + shift, correct=correct, io_bound=subject.io_bound,
-                 cpu_count=n_cpus, noise=noise, noise_limit=plan.noise_limit, tries=tries,
-                 error=error, gil_wait=fig.gil_wait, os_wait=fig.os_wait,
-                 serial_s=subject.serial_s if executor != "serial" else fig.wall_s,
-                 shape=extra.get("shape"), loop_stall_s=extra.get("loop_stall_s"),
-                 losses=fig.losses, task_slowdown=fig.task_slowdown,
-                 baseline_spread=subject.serial_spread,
-                 extra_reason=extra.get("extra_reason"))
-
-
-#: The serial baseline gets more repeats while its runs differ by more than this.
-SERIAL_SPREAD = 0.10
-
-
-def _settled(subject: _Subject, executor: str, workers: int, plan: Plan, n_cpus: int):
-    """For measure_cell: are a cell's repeats clear enough to stop? Clear when every
-    repeat leads to the same verdict, and a lone repeat is not on a boundary."""
-    def settled(measured: CellMeasurement) -> bool:
-        repeats = measured.repeats
-        if executor == "serial":  # the baseline every speedup divides: steady enough?
-            return measured.spread <= SERIAL_SPREAD
-        words = {_verdict_of(subject, executor, workers,
-                             _figures(subject, executor, workers, [r], n_cpus), plan,
-                             n_cpus).verdict for r in repeats}
-        if len(repeats) == 1:
-            fig = _figures(subject, executor, workers, repeats, n_cpus)
-            words |= {_verdict_of(subject, executor, workers, fig, plan, n_cpus,
-                                  nudge=d).verdict for d in (-MARGIN, MARGIN)}
-        return len(words) == 1
-    return settled
-
-
-def _build_cell(subject: _Subject, executor: str, workers: int, measured, plan: Plan,
-                n_cpus: int, **extra) -> Cell:
-    """Numbers -> a Cell with its verdict. ``extra`` carries executor-specific fields
-    (a dask cell's shape, loop stall, costs, ...)."""
-    explain = extra.pop("explain", None)  # an executor's own clause: explain(gil_wait, ...)
-    common = dict(kernel=subject.name, executor=executor, workers=workers, n=subject.n,
-                  seconds=subject.seconds, serial_s=subject.serial_s,
-                  calls_per_task=subject.task.calls if subject.task.target else None, **extra)
-    if isinstance(measured, str):  # the cell could not be measured at all
-        return Cell(**common, wall_s=None, verdict="wrong", reason=measured, error=measured)
-    assert isinstance(measured, CellMeasurement)
-    tasks = [t for r in measured.repeats for t in r.tasks]
-    error = next((t.error for t in tasks if t.error), None)
-    if subject.checked:
-        correct = error is None and all(t.value == subject.expected for t in tasks)
-    else:
-        correct = error is None and all(t.value == tasks[0].value for t in tasks)
-        if correct and subject.expected is not None:
-            correct = tasks[0].value == subject.expected
-    fig = _figures(subject, executor, workers, measured.repeats, n_cpus)
-    extra_reason = (explain(fig.gil_wait, task_slowdown=fig.task_slowdown)
-                    if explain is not None and not subject.io_bound else None)
-    settled = _settled(subject, executor, workers, plan, n_cpus)(measured)
-    verdict = _verdict_of(subject, executor, workers, fig, plan, n_cpus, correct=correct,
-                          error=error, noise=measured.noise, tries=measured.tries,
-                          extra={**extra, "extra_reason": extra_reason})
-    reason = verdict.reason
-    uncertain = not settled and verdict.verdict not in ("wrong", "noisy")
-    if uncertain:
-        reason += (f" (uncertain: its {len(measured.repeats)} runs, spread "
-                   f"{measured.spread:.0%}, do not all lead to this verdict)")
-    if executor == "serial":
-        common["serial_s"] = fig.wall_s
-    return Cell(**common, wall_s=fig.wall_s,
-                wall_s_all=tuple(r.wall_s for r in measured.repeats), cpu_s=fig.cpu_s,
-                cores_used=fig.cores, speedup=fig.speedup if executor != "serial" else 1.0,
-                correct=correct, gil_wait=fig.gil_wait, gil_held=measured.gil_held,
-                noise=measured.noise, verdict=verdict.verdict, reason=reason,
-                ideal=None if executor == "serial" else ideal_speedup(workers, n_cpus,
-                                                                     subject.io_bound),
-                os_wait=fig.os_wait, tries=measured.tries, error=error,
-                spread=measured.spread, uncertain=uncertain,
-                task_slowdown=fig.task_slowdown,
-                losses=fig.losses.to_dict() if fig.losses else None,
-                main_loss=_main_loss(fig, executor, workers, n_cpus, subject.io_bound))
-
-
-def _main_loss(fig: _Figures, executor: str, workers: int, n_cpus: int,
-               io_bound: bool) -> str | None:
-    """The largest part of a missing speedup, named for the table; None when nothing
-    worth naming is missing (under 10% of the ideal)."""
-    if fig.losses is None or fig.speedup is None or executor == "serial":
-        return None
-    if fig.speedup >= 0.9 * ideal_speedup(workers, n_cpus, io_bound):
-        return None
-    return fig.losses.main
 
 
 def unavailable_executors(executors) -> dict[str, str]:
@@ -366,7 +201,7 @@ def unavailable_executors(executors) -> dict[str, str]:
     return reasons
 
 
-def _measure_dask(subject: _Subject, plan: Plan, progress: Progress):
+def _measure_dask(subject: Subject, plan: Plan, progress: Progress):
     """Yield (workers, CellMeasurement or error message, extra Cell fields, shape among
     them), as measure_gevent_cells does."""
     from gillab.dask_cells import measure_dask
@@ -380,7 +215,7 @@ def _measure_dask(subject: _Subject, plan: Plan, progress: Progress):
                                 f"{subject.name} on dask {shape}"))
 
 
-def _local_cells(subject: _Subject, cells, plan: Plan, env: dict, n_cpus: int,
+def _local_cells(subject: Subject, cells, plan: Plan, env: dict, n_cpus: int,
                  progress: "Progress"):
     """Yield (executor, workers, CellMeasurement or error, extra) for the cells this
     process measures itself, serial first."""
@@ -397,7 +232,7 @@ def _local_cells(subject: _Subject, cells, plan: Plan, env: dict, n_cpus: int,
         yield executor, workers, measured, extra
 
 
-def _remote_cells(subject: _Subject, executors, plan: Plan, progress: "Progress"):
+def _remote_cells(subject: Subject, executors, plan: Plan, progress: "Progress"):
     """The same shape as _local_cells, for executors measured in their own processes."""
     if "gevent" in executors:
         progress.step(f"{subject.name} on gevent (own process)")
@@ -442,9 +277,10 @@ def run_compare(plan: Plan, progress: Progress | None = None) -> CompareRun:
                                                                 n_cpus, progress),
                                                    *_remote_cells(subject, remote, plan,
                                                                   progress)):
-            cell = _build_cell(subject, executor, workers, measured, plan, n_cpus, **extra)
+            cell = build_cell(subject, executor, workers, measured, plan.noise_limit, n_cpus,
+                              **extra)
             if executor == "serial":
-                cell = _baseline(subject, cell, measured, plan, n_cpus, extra)
+                cell = adopt_baseline(subject, cell, measured, plan.noise_limit, n_cpus, extra)
             cells.append(cell)
             progress.cell_done(cell)
     settings = {"kernels": list(plan.kernels), "executors": list(plan.executors),
@@ -460,22 +296,6 @@ def run_compare(plan: Plan, progress: Progress | None = None) -> CompareRun:
     return CompareRun(env, tuple(cells), settings,
                       skipped=tuple({"executor": e, "reason": r} for e, r in skipped.items()),
                       lesson_costs=lesson_costs)
-
-
-def _baseline(subject: _Subject, cell: Cell, measured, plan: Plan, n_cpus: int,
-              extra: dict) -> Cell:
-    """Keep the serial cell's figures as the subject's baseline; for a --target, its
-    answer becomes the reference and its CPU use tells CPU work from waiting."""
-    if not isinstance(measured, CellMeasurement) or cell.wall_s is None or not cell.correct:
-        return cell  # no baseline: later cells get no speedup, never a made-up one
-    subject.serial_s = cell.wall_s
-    subject.serial_tasks = tuple(t for r in measured.repeats for t in r.tasks)
-    subject.serial_spread = measured.spread
-    if subject.checked:
-        return cell
-    subject.expected = measured.repeats[0].tasks[0].value
-    subject.io_bound = (cell.cores_used or 0) < 0.5
-    return _build_cell(subject, "serial", 1, measured, plan, n_cpus, **extra)
 
 
 def measure_lesson_costs(start_method: str | None = None, n_workers: int = 100,

@@ -28,7 +28,8 @@ from gillab import kernels, stats
 from gillab.dask_cluster import (DaskCellFailed, cluster_cpu, cpu_delta, existing_cluster,
                                  local_cluster, submit_pinned, worker_threads)
 from gillab.errors import UserError
-from gillab.measure import CellMeasurement, ExtraCpu, StartupCost, measure_cell, run_task
+from gillab.footprint import StartupCost
+from gillab.measure import CellMeasurement, ExtraCpu, measure_cell, run_task
 
 __all__ = ["CONFIGS", "DEFAULT_CONFIG", "plan_shapes", "parse_shape", "parse_shapes",
            "shape_of", "measure_dask", "cell_figures", "check_scheduler", "dispatch_us_dask",

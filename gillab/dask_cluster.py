@@ -26,7 +26,8 @@ import threading
 import psutil
 
 from gillab.errors import UserError
-from gillab.measure import boot_id, measure_startup, process_cpu
+from gillab.footprint import measure_startup
+from gillab.measure import boot_id, process_cpu
 
 __all__ = ["CONNECT_TIMEOUT_S", "DaskCellFailed", "submit_pinned", "local_cluster", "connect",
            "existing_cluster", "worker_threads", "child_pids", "sigint_deferred", "cluster_cpu",
@@ -122,7 +123,7 @@ def local_cluster(n_processes: int, n_threads: int, startup: list | None = None,
 
     ``config`` (dask config keys) is set while the cluster starts: the nannies hand
     it to their workers. If ``startup`` is a list, the cluster's start-up cost
-    (gillab.measure.StartupCost) is appended.
+    (gillab.footprint.StartupCost) is appended.
     """
     import dask
     from distributed import Client, LocalCluster

@@ -20,8 +20,8 @@ import sys  # noqa: E402
 
 import gevent  # noqa: E402
 
-from gillab.measure import (PeakMemory, measure_cell, measure_startup,  # noqa: E402
-                            now, run_task, tree_pss_mb)
+from gillab.footprint import PeakMemory, measure_startup, tree_pss_mb  # noqa: E402
+from gillab.measure import measure_cell, now, run_task  # noqa: E402
 
 
 def run_greenlets(task, n_tasks, timeout_s):

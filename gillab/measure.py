@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import resource
 import threading
@@ -11,12 +10,14 @@ from dataclasses import dataclass, field
 
 
 from gillab import kernels, stats
+# Calibration lives in its own module; its names stay importable from here.
+from gillab.calibrate import (autorange_calls, calibrate_kernels, calibrate_n,  # noqa: F401
+                              ns_per_iter, time_call)
 
-__all__ = ["TaskResult", "now", "run_delay", "run_task", "autorange_calls", "time_call", "calibrate_n",
-           "ns_per_iter", "calibrate_kernels", "CpuSnapshot", "cpu_snapshot", "process_cpu",
-           "boot_id", "machine_busy", "RepeatResult", "ExtraCpu", "CellMeasurement", "GilProbe",
-           "measure_once", "measure_cell", "pss_mb", "tree_pss_mb", "PeakMemory",
-           "StartupCost", "measure_startup"]
+__all__ = ["TaskResult", "now", "run_delay", "run_task", "autorange_calls", "time_call",
+           "calibrate_n", "ns_per_iter", "calibrate_kernels", "CpuSnapshot", "cpu_snapshot",
+           "process_cpu", "boot_id", "machine_busy", "RepeatResult", "ExtraCpu",
+           "CellMeasurement", "GilProbe", "measure_once", "measure_cell"]
 
 
 # --- inside a worker ------------------------------------------------------------------
@@ -107,78 +108,6 @@ def run_task(task: kernels.Task, start_at: float | None = None) -> TaskResult:
     delay = None if delay0 is None or delay1 is None else delay1 - delay0
     return TaskResult(value, end - wall0, cpu, error, os.getpid(), delay, task.calls,
                       begin - wall0)
-
-
-def autorange_calls(func, target_s: float, max_calls: int = 10_000_000) -> int:
-    """How many calls of ``func()`` make a task of about ``target_s`` (timeit's autorange:
-    1, 2, 5, 10, ... calls until a loop takes a fifth of the target, then scaled)."""
-    calls = 1
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            func()
-        elapsed = time.perf_counter() - t0
-        if elapsed >= target_s / 5 or calls >= max_calls:
-            break
-        calls = calls * 5 // 2 if str(calls)[0] == "2" else calls * 2   # 1, 2, 5, 10, 20, 50, ...
-    return max(1, min(max_calls, round(calls * target_s / max(elapsed, 1e-9))))
-
-
-# --- single calls and calibration -----------------------------------------------------
-
-
-def time_call(func, *args) -> tuple[float, object]:
-    """Wall seconds of one call, and what it returned."""
-    t0 = time.perf_counter()
-    result = func(*args)
-    return time.perf_counter() - t0, result
-
-
-def calibrate_n(kernel, target_s: float, p: int = kernels.DEFAULT_P,
-                n_start: int = 1000, max_rounds: int = 12) -> int:
-    """Choose n so that one serial call of ``kernel`` takes about ``target_s``.
-
-    Like pyperf's calibration: grow n until a call is long enough to time well,
-    then rescale by the measured ratio. The cost's growth with n is estimated
-    from the last two calls, since ``bigint`` is far from linear.
-    """
-    n, previous = n_start, None
-    for _ in range(max_rounds):
-        elapsed, _ = time_call(kernel, n, p)
-        if elapsed < target_s / 20:
-            previous, n = (n, elapsed), n * 10
-            continue
-        ratio = target_s / elapsed
-        if 0.9 <= ratio <= 1.1:
-            break
-        exponent = 1.0
-        if previous is not None and previous[0] != n and previous[1] > 0:
-            exponent = math.log(elapsed / previous[1]) / math.log(n / previous[0])
-            exponent = min(max(exponent, 1.0), 2.5)
-        previous, n = (n, elapsed), max(1, int(n * ratio ** (1 / exponent)))
-    return n
-
-
-def ns_per_iter(kernel, n: int, p: int = kernels.DEFAULT_P, repeat: int = 3) -> float:
-    """Best-of-``repeat`` nanoseconds per loop iteration at size n."""
-    best = min(time_call(kernel, n, p)[0] for _ in range(repeat))
-    return best / max(n, 1) * 1e9
-
-
-def calibrate_kernels(target_s: float = 0.2, p: int = kernels.DEFAULT_P) -> dict[str, dict]:
-    """ns per iteration for each CPU kernel and the plain C loop, at a size that takes ~target_s.
-
-    Returns {name: {"n": n, "ns_per_iter": ns, "vs_c": ratio}}; "c_reference" is the C loop.
-    """
-    c_ns = None
-    out = {}
-    for name in ("c_reference", *kernels.CPU_KERNELS):
-        func = kernels.reference if name == "c_reference" else kernels.get(name)
-        n = calibrate_n(func, target_s, p)
-        ns = ns_per_iter(func, n, p)
-        c_ns = c_ns or ns
-        out[name] = {"n": n, "ns_per_iter": ns, "vs_c": ns / c_ns}
-    return out
 
 
 # --- CPU accounting for a whole cell --------------------------------------------------
@@ -414,81 +343,3 @@ def measure_cell(run, repeat: int, noise_limit: float = 0.10, max_tries: int = 3
         if attempt < max_tries:
             time.sleep(pause_s)
     return CellMeasurement(best.repeats, max_tries)
-
-
-# --- memory: proportional set size ------------------------------------------------------
-# PSS, not RSS: after fork, parent and children share most pages; RSS counts a shared
-# page once in every process, PSS divides it among them, so the sum is what the tree
-# really takes.
-
-
-def pss_mb(pid: int) -> float | None:
-    """Proportional set size of one process in MB (/proc/PID/smaps_rollup); None if gone."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
-            for line in f:
-                if line.startswith(b"Pss:"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def tree_pss_mb(root: int | None = None) -> float:
-    """PSS of a process and all its live descendants, in MB."""
-    import psutil
-
-    root_proc = psutil.Process(root)
-    pids = [root_proc.pid]
-    try:
-        pids += [c.pid for c in root_proc.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        pass
-    return sum(mb for mb in map(pss_mb, pids) if mb is not None)
-
-
-class PeakMemory(_BackgroundSampler):
-    """A thread that samples this process tree's PSS every ``interval_s``; keeps the peak.
-
-    Only for an untimed pass (compare --cost): reading smaps costs CPU that would
-    otherwise show up in the cell's cores used.
-    """
-
-    name = "gillab-pss"
-
-    def __init__(self, interval_s: float = 0.01):
-        super().__init__()
-        self.interval_s = interval_s
-        self.peak_mb = 0.0
-
-    def _sample(self):
-        while True:
-            self.peak_mb = max(self.peak_mb, tree_pss_mb())
-            if self._stop.wait(self.interval_s):
-                break
-
-    def __exit__(self, *exc):
-        super().__exit__(*exc)
-        self.peak_mb = max(self.peak_mb, tree_pss_mb())
-
-
-@dataclass(frozen=True)
-class StartupCost:
-    """Bringing workers up, apart from the work: wall seconds and CPU seconds it took."""
-
-    wall_s: float
-    cpu_s: float
-
-
-def measure_startup(start) -> tuple[StartupCost, object]:
-    """Time ``start()`` (which brings workers up and returns them) in wall and CPU time.
-
-    A snapshot lists every child process, which costs about a millisecond of CPU
-    itself: that cost, measured just before, is taken out of small start-ups.
-    """
-    before = cpu_snapshot()
-    cpu0 = cpu_snapshot()
-    own_cost = cpu0.seconds_since(before)
-    wall, started = time_call(start)
-    cpu = cpu_snapshot().seconds_since(cpu0) - own_cost
-    return StartupCost(wall, max(0.0, cpu)), started

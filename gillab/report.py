@@ -254,8 +254,6 @@ def write_plot(run, path: str) -> None:
     matplotlib is an optional extra; the caller checks it is there before measuring.
     Written to a temporary file and renamed, like the JSON.
     """
-    import os
-    import tempfile
 
     import matplotlib
 

@@ -11,7 +11,7 @@ import time
 import psutil
 import pytest
 
-from gillab import __main__ as cli
+from gillab import compare_cli as cli
 from gillab import kernels
 from gillab.executors import EXECUTORS
 

@@ -8,12 +8,12 @@ import time
 
 import pytest
 
-from gillab import __main__ as cli
+from gillab import compare_cli as cli
 from gillab import kernels
 from gillab.compare import Plan
 from gillab.errors import UsageError
 from gillab.executors import open_executor
-from gillab.measure import PeakMemory, measure_startup, tree_pss_mb
+from gillab.footprint import PeakMemory, measure_startup, tree_pss_mb
 
 from .conftest import retry_once, run_gillab
 

@@ -115,6 +115,8 @@ class TestCycles:
 #: fnmatch patterns; `*` crosses directories).
 MEASURING_MODULES = (
     "gillab/measure.py",
+    "gillab/calibrate.py",
+    "gillab/footprint.py",
     "gillab/convoy/measuring.py",
     # Today's other measuring modules: the Dask cluster's remote CPU accounting, the
     # dispatch figure, the gevent child that measures its own cells.
@@ -131,7 +133,8 @@ MEASURING_MODULES = (
 #: A clock read that is not a measurement, module by module.
 NOT_MEASUREMENTS = {
     # Deadlines for joining workers and collecting results: never a figure.
-    ("gillab/executors.py", "time.monotonic"),
+    *(("gillab/executors/" + name, "time.monotonic")
+      for name in ("base.py", "local.py", "processes.py", "interpreters.py")),
     ("gillab/gevent_cells.py", "time.monotonic"),
 }
 
