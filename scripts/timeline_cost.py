@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gillab.timeline.measure import sampler_cost
+from gillab.timeline.cost import sampler_cost
 
 
 def main() -> int:
