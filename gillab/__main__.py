@@ -14,7 +14,7 @@ import threading
 
 from gillab import checks
 from gillab.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError, UserError
-from gillab.terminal import ascii_safe_output
+from gillab.terminal import ascii_safe_output, print_lines
 
 __all__ = ["create_parser", "main"]
 
@@ -235,8 +235,7 @@ def _run(args) -> int:
 
     try:
         lines = COMMANDS[args.command](args)
-        for line in lines or ():
-            print(line)
+        print_lines(lines or ())
         sys.stdout.flush()
     except UsageError as exc:
         print(f"gillab {args.command}: error: {exc}", file=sys.stderr)

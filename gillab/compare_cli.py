@@ -258,8 +258,9 @@ def _compare_across(args) -> list[str]:
     descriptions = {name: k.description for name, k in kernels.KERNELS.items()}
     lines = format_side_by_side(done.run, done.envs, descriptions)
     if done.failures:  # what did run is still reported; the exit status says the rest
-        for line in lines:
-            print(line)
+        from gillab.terminal import print_lines
+
+        print_lines(lines)
         raise UserError("; ".join(done.failures))
     return lines
 

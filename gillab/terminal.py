@@ -1,9 +1,10 @@
-"""What reaches the terminal: output that survives an ASCII-only terminal."""
+"""What reaches the terminal: verdict words in colour on a terminal (plain text when
+piped, the same columns), and output that survives an ASCII-only terminal."""
 from __future__ import annotations
 
 import sys
 
-__all__ = ["ascii_safe_output"]
+__all__ = ["ascii_safe_output", "print_lines", "wants_colour", "VERDICT_STYLES"]
 
 
 #: Characters of the report an ASCII-only terminal cannot show, and what it shows instead.
@@ -30,3 +31,48 @@ def ascii_safe_output() -> None:
             stream.reconfigure(errors="gillab-ascii")
         except (AttributeError, ValueError):  # not a text stream we can reconfigure
             pass
+
+
+#: Verdict words and how a terminal shows them (the same words, coloured).
+VERDICT_STYLES = {
+    "parallel": "bold green", "IO-overlapped": "bold green", "GIL-bound": "bold red",
+    "serialized": "yellow", "overhead-bound": "yellow", "noisy": "magenta",
+    "wrong": "bold red",
+}
+
+
+def wants_colour(stream) -> bool:
+    """Colour on a terminal, plain text when piped; NO_COLOR and FORCE_COLOR decide first
+    (https://no-color.org)."""
+    import os
+
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
+
+
+def print_lines(lines, stream=None) -> None:
+    """Print a command's lines; on a terminal the verdict words are coloured (rich), the
+    text and its columns unchanged."""
+    stream = stream or sys.stdout
+    if not wants_colour(stream):
+        for line in lines:
+            print(line, file=stream)
+        return
+    import re
+
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(file=stream, highlight=False, soft_wrap=True, force_terminal=True,
+                      emoji=False, markup=False)
+    pattern = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, VERDICT_STYLES))
+                         + r")(?![\w-])")
+    for line in lines:
+        text = Text(line)
+        for match in pattern.finditer(line):
+            text.stylize(VERDICT_STYLES[match.group(1)], match.start(), match.end())
+        console.print(text)

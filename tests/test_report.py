@@ -112,3 +112,38 @@ class TestTable:
         assert "WARNING: 1 cell(s) ran while other processes took the CPU" in text
         assert "ERROR: 1 cell(s) failed or gave a wrong answer" in text
         assert "cy_nogil/threads x2: boom" in text
+
+
+class TestTerminal:
+    """Verdict words in colour on a terminal; the same text, plain, when piped."""
+
+    LINES = ["  threads    2  0.600    1.00x   1.00   0.49  0.88  GIL-bound",
+             "  parallel (processes x2): speedup 1.97x", "not-parallel stays plain"]
+
+    def _printed(self, monkeypatch, **env):
+        import io
+
+        from gillab.terminal import print_lines
+
+        for name in ("NO_COLOR", "FORCE_COLOR"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        out = io.StringIO()
+        print_lines(self.LINES, out)
+        return out.getvalue()
+
+    def test_piped_output_is_plain(self, monkeypatch):
+        assert self._printed(monkeypatch) == "\n".join(self.LINES) + "\n"
+
+    def test_a_terminal_colours_the_words_and_keeps_the_columns(self, monkeypatch):
+        import re
+
+        coloured = self._printed(monkeypatch, FORCE_COLOR="1")
+        assert "\x1b[" in coloured
+        assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == "\n".join(self.LINES) + "\n"
+        last = coloured.splitlines()[-1]
+        assert "\x1b[" not in last  # "not-parallel" is not the verdict word
+
+    def test_no_color_wins(self, monkeypatch):
+        assert "\x1b[" not in self._printed(monkeypatch, FORCE_COLOR="1", NO_COLOR="1")
