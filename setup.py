@@ -13,7 +13,10 @@ from setuptools.command.build_py import build_py
 #: What building gillab reads besides gillab/ itself. Shipped inside the package as
 #: gillab/_build/, so that an installed (not editable) gillab can build itself for
 #: another interpreter (compare --python; gillab/pythons/venvs.py reads them back).
-BUILD_FILES = ("setup.py", "pyproject.toml", "ext/_kernels.pyx")
+BUILD_FILES = ("setup.py", "pyproject.toml",
+               *sorted(f"ext/{name}" for name in os.listdir(os.path.join(
+                   os.path.dirname(os.path.abspath(__file__)), "ext"))
+                       if name.endswith((".pyx", ".pxd"))))
 
 
 class build_py_with_sources(build_py):

@@ -29,8 +29,9 @@ __all__ = ["InterpreterFailed", "build_sources", "source_fingerprint", "venv_key
 #: Dependencies that cannot be installed on a free-threaded build: their executors
 #: are skipped there with the reason (executors.unavailable_reason).
 NOT_FREE_THREADED = frozenset({"gevent"})
-#: Read by the build besides gillab/ (setup.py's BUILD_FILES), relative to the tree.
-BUILD_FILES = ("setup.py", "pyproject.toml", "ext/_kernels.pyx")
+#: Read by the build besides gillab/ (setup.py's BUILD_FILES), relative to the tree:
+#: these and every Cython source under ext/ (extensions_in lists them).
+BUILD_FILES = ("setup.py", "pyproject.toml")
 #: In an installed gillab: where setup.py put BUILD_FILES.
 SHIPPED = "_build"
 #: In a finished venv: the fingerprint of the sources it holds.
@@ -45,6 +46,13 @@ class InterpreterFailed(Exception):
     """One interpreter could not run the matrix: the others still do."""
 
 
+def extensions_in(base: str) -> tuple:
+    """Every Cython source the build compiles, as ext/NAME paths under ``base``."""
+    ext = os.path.join(base, "ext")
+    names = sorted(os.listdir(ext)) if os.path.isdir(ext) else []
+    return tuple(f"ext/{name}" for name in names if name.endswith((".pyx", ".pxd")))
+
+
 def build_sources(package_dir: str | None = None) -> dict:
     """{path in a source tree: file here} for every file a build of gillab reads:
     gillab/ as it runs, and BUILD_FILES from the checkout or from gillab/_build/."""
@@ -55,14 +63,15 @@ def build_sources(package_dir: str | None = None) -> dict:
     checkout = os.path.dirname(package_dir)
     shipped = os.path.join(package_dir, SHIPPED)
     for base in (checkout, shipped):
-        if all(os.path.isfile(os.path.join(base, rel)) for rel in BUILD_FILES):
+        if (all(os.path.isfile(os.path.join(base, rel)) for rel in BUILD_FILES)
+                and extensions_in(base)):
             break
     else:
         raise UserError(
             "compare --python builds this gillab for each interpreter, but neither a "
             f"checkout ({checkout}) nor the installed package ({shipped}) holds its build "
             f"files ({', '.join(BUILD_FILES)}); reinstall gillab with pip")
-    files = {rel: os.path.join(base, rel) for rel in BUILD_FILES}
+    files = {rel: os.path.join(base, rel) for rel in BUILD_FILES + extensions_in(base)}
     for directory, dirs, names in os.walk(package_dir):
         top = directory == package_dir
         dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith(".")
