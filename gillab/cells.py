@@ -152,7 +152,9 @@ def build_cell(subject: Subject, executor: str, workers: int, measured, noise_li
                           error=error, noise=measured.noise, tries=measured.tries,
                           extra={**extra, "extra_reason": extra_reason})
     reason = verdict.reason
-    uncertain = not settled and verdict.verdict not in ("wrong", "noisy")
+    # The baseline's own spread is in its record; its verdict is fixed by design.
+    uncertain = (not settled and executor != "serial"
+                 and verdict.verdict not in ("wrong", "noisy"))
     if uncertain:
         reason += (f" (uncertain: its {len(measured.repeats)} runs, spread "
                    f"{measured.spread:.0%}, do not all lead to this verdict)")

@@ -184,6 +184,12 @@ def _why_lines(cells, show_method: bool = False) -> list[str]:
                           for c in members)
         example = max(members, key=lambda c: c.workers)
         lines += _wrap(f"{verdict} ({where}): {example.reason}", indent="  ")
+    unbacked = [c for c in telling if "not backed by CPU" in c.reason]
+    if unbacked:  # the example reasons above may not show it: one line for all
+        lines += _wrap("speedups the cores do not back (the serial baseline ran slow): "
+                       + ", ".join(f"{cell_label(c, show_method)} x{c.workers} "
+                                   f"{c.speedup:.2f}x on {c.cores_used:.2f} cores"
+                                   for c in unbacked), indent="  ")
     return lines
 
 

@@ -46,6 +46,8 @@ ONE_CORE = 1.3
 OVERHEAD_AT_ONE = 0.8
 #: A speedup this much above the cores used is not backed by CPU: a slow baseline.
 UNBACKED = 1.2
+#: A CPU speedup this far above the ideal (min(k, CPUs)) is no speedup: a slow baseline.
+ABOVE_IDEAL = 1.1
 #: A boundary this close (share of the ideal) to a figure makes a lone figure unsure.
 MARGIN = 0.05
 
@@ -125,12 +127,15 @@ def where_the_time_went(*, workers: int, cpu_count: int, cell_wall_s: float,
     return Losses(slower / cell_wall_s, waiting / cell_wall_s, executor / cell_wall_s)
 
 
-def unbacked_speedup(speedup: float | None, cores_used: float | None, io_bound: bool) -> bool:
-    """A CPU cell whose wall-clock speedup is well above the cores it used: the
-    serial baseline was slow (or noisy), not the cell fast."""
+def unbacked_speedup(speedup: float | None, cores_used: float | None, io_bound: bool,
+                     ideal: float | None = None) -> bool:
+    """A CPU cell whose wall-clock speedup the cores it used cannot account for (well
+    above them, or above the ideal itself): the serial baseline was slow (or noisy),
+    not the cell fast."""
     if io_bound or speedup is None or cores_used is None:
         return False
-    return speedup > UNBACKED * cores_used + 0.1
+    above_ideal = ideal is not None and speedup > ABOVE_IDEAL * ideal
+    return above_ideal or speedup > UNBACKED * cores_used + 0.1
 
 
 def _noun(executor: str) -> str:
@@ -173,10 +178,12 @@ def judge(*, executor: str, workers: int, speedup: float | None, cores_used: flo
     judged = _judge_numbers(spec, workers, speedup, cores_used, io_bound, cpu_count, numbers,
                             gil_wait, os_wait, serial_s, shape, losses, task_slowdown)
     reason = judged.reason
-    if unbacked_speedup(speedup, cores_used, io_bound) and executor != "serial":
+    ideal = ideal_speedup(workers, cpu_count, io_bound)
+    if unbacked_speedup(speedup, cores_used, io_bound, ideal) and executor != "serial":
         spread = (f", whose runs spread {baseline_spread:.0%}"
                   if baseline_spread is not None and baseline_spread >= 0.05 else "")
-        reason += (f"; the {speedup:.2f}x wall-clock speedup is not backed by CPU "
+        above = f", above the ideal {ideal:.0f}," if speedup > ABOVE_IDEAL * ideal else ""
+        reason += (f"; the {speedup:.2f}x wall-clock speedup{above} is not backed by CPU "
                    f"({cores_used:.2f} cores): the serial baseline was slow{spread}")
     if extra_reason:
         reason += f"; {extra_reason}"

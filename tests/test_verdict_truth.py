@@ -41,6 +41,12 @@ class TestCoresLead:
         assert verdict(executor=executor, speedup=speedup,
                        cores_used=cores).verdict != "GIL-bound"
 
+    def test_a_speedup_above_the_ideal_is_a_slow_baseline(self):
+        # Seen here: bigint on processes x2 read 2.31x on 2 CPUs, with 1.86 cores.
+        j = verdict(executor="processes", speedup=2.31, cores_used=1.86)
+        assert j.verdict == "parallel"   # the cores say so
+        assert "2.31x wall-clock speedup, above the ideal 2, is not backed by CPU" in j.reason
+
     def test_parallel_needs_cores_near_the_ideal(self):
         assert verdict(executor="processes", speedup=1.95, cores_used=1.96).verdict == "parallel"
         assert verdict(executor="processes", speedup=1.95, cores_used=1.5).verdict != "parallel"
