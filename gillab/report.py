@@ -217,8 +217,9 @@ def format_table(run, descriptions: dict | None = None) -> list[str]:
     lines = [*_wrap(f"gillab compare — {format_env_line(run.env)}"),
              *_wrap("k identical tasks on k workers. speedup = k x T(serial) / T(cell); "
                     "ideal = min(k, CPUs) for CPU work, k for waits. cores = CPU seconds / "
-                    "wall seconds. wait = GIL wait, the share of a task's time off-CPU from "
-                    "its start signal, the OS queue taken out; held = share of time a probe found the GIL taken. "
+                    "wall seconds. wait = GIL wait: the share of its time the longest-waiting "
+                    "task was off-CPU from its start signal, the OS queue taken out; held = "
+                    "share of time a probe found the GIL taken. "
                     "lost to = the largest measured part of a missing speedup (tasks: each "
                     "task needed more CPU than serially; waits: for the GIL or a CPU; "
                     "executor: start-up, dispatch, results). A ? marks a verdict its "

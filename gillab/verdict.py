@@ -266,7 +266,7 @@ def _judge_numbers(spec, workers, speedup, cores_used, io_bound, cpu_count, numb
         return Judgement("serialized", f"{numbers}: greenlets share one OS thread and CPU "
                                        "work never yields; the GIL is not the cause")
     if turns == "gil":
-        wait = (f", each thread waited {gil_wait:.0%} of its time for the GIL"
+        wait = (f", a thread waited up to {gil_wait:.0%} of its time for the GIL"
                 if gil_wait is not None and gil_wait >= 0.05 else "")
         if os_wait and os_wait >= 0.05:
             wait += f" (and {os_wait:.0%} queued for a CPU)"
