@@ -21,7 +21,7 @@ import sys
 from gillab.errors import UsageError
 
 __all__ = ["MIN_TASK_S", "MAX_TARGET_S", "MAX_REPEAT", "MAX_SAMPLES", "MAX_COUNT",
-           "whole_number", "bounded_int", "worker_list", "task_seconds", "nonempty",
+           "whole_number", "bounded_int", "bounded_float", "worker_list", "task_seconds", "nonempty",
            "TargetProbe", "probe_target", "shadowing_problem"]
 
 #: Below this a task is too short to time: thread start-up, dispatch and clock ticks
@@ -56,12 +56,33 @@ def whole_number(text: str, most: int = MAX_COUNT) -> int:
     return value
 
 
-def bounded_int(most: int):
-    """An argparse type: a whole number from 1 to ``most``."""
+def bounded_int(most: int, least: int = 1):
+    """An argparse type: a whole number from ``least`` to ``most``."""
     def check(text: str) -> int:
-        return whole_number(text, most)
+        value = whole_number(text, most)
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be {least} to {most:,}, got {text}")
+        return value
 
     check.__name__ = "whole number"
+    return check
+
+
+def bounded_float(most: float, least: float = 0.0):
+    """An argparse type: a finite number above ``least`` (exclusive) and at most ``most``
+    (so `inf`, `nan` and `1e300` are refused, not waited for)."""
+    def check(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not math.isfinite(value) or not value > least:
+            raise argparse.ArgumentTypeError(f"must be a finite number > {least:g}, got {text}")
+        if value > most:
+            raise argparse.ArgumentTypeError(f"must be <= {most:g}, got {text}")
+        return value
+
+    check.__name__ = "number"
     return check
 
 

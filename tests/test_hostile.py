@@ -168,6 +168,13 @@ USAGE = 2
 FAILED = 1
 
 BAD_INVOCATIONS = [
+    # check and timeline share the same bounded argument types.
+    (["check", "--timeout", "inf", "pass"], USAGE, "finite number"),
+    (["check", "--max-threads", "1", "pass"], USAGE, "must be 2 to 64"),
+    (["timeline", "--seconds", "1e300"], USAGE, "must be <= 60"),
+    (["timeline", "--period-ms", "0.001"], USAGE, "finite number > 0.05"),
+    (["timeline", "--switch-interval", "nan"], USAGE, "finite number"),
+    (["timeline", "-w", "٣"], USAGE, "digits 0-9"),
     # worker counts
     (["compare", "-w", "1,2,"], USAGE, "like 1,2,4"),
     (["compare", "-w", "1, 2"], USAGE, "like 1,2,4"),

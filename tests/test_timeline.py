@@ -377,8 +377,11 @@ class TestBadInput:
         assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
     def test_attaching_to_no_process(self):
-        result = run_gillab("timeline", "-q", "--pid", "999999999", timeout=30)
-        assert result.returncode == 1 and "no process 999999999" in result.stderr
+        # Under Linux's largest pid_max (2**22), so the number is valid but unused.
+        result = run_gillab("timeline", "-q", "--pid", "4194000", timeout=30)
+        assert result.returncode == 1 and "no process 4194000" in result.stderr
+        too_big = run_gillab("timeline", "-q", "--pid", "999999999", timeout=30)
+        assert too_big.returncode == 2 and "must be <= 4,194,304" in too_big.stderr
 
     def test_non_linux_is_one_line(self, monkeypatch):
         from gillab.__main__ import create_parser

@@ -8,32 +8,13 @@ from __future__ import annotations
 
 import argparse
 
+from gillab import checks
 from gillab.errors import UsageError, UserError, check_output_path
 
 __all__ = ["add_parser", "cmd_check"]
 
 #: What the parent allows beyond --timeout per row: forking, imports, the JSON.
 _GRACE_S = 10.0
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _thread_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 2 <= value <= 64:
-        raise argparse.ArgumentTypeError(f"must be 2 to 64, got {text}")
-    return value
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -54,10 +35,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "and name where the verdict changes")
     p.add_argument("--processes", action="store_true",
                    help="also run the task in forked processes, for comparison")
-    p.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT_S, metavar="S",
+    p.add_argument("--timeout", type=checks.bounded_float(3600.0), default=DEFAULT_TIMEOUT_S, metavar="S",
                    help=f"give up on a check (a sweep row) after S seconds "
                         f"(default {DEFAULT_TIMEOUT_S:g})")
-    p.add_argument("--max-threads", type=_thread_count, default=4, metavar="K",
+    p.add_argument("--max-threads", type=checks.bounded_int(64, least=2), default=4, metavar="K",
                    help="most threads to try, 2-64 (default 4; never more than the CPUs)")
     p.add_argument("--json", metavar="PATH", help="also write the result as JSON (atomically)")
     return p

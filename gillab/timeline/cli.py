@@ -8,6 +8,7 @@ import argparse
 import os
 import sys
 
+from gillab import checks
 from gillab.errors import UsageError, UserError, check_output_path
 
 TIMELINE_KERNELS = ["py", "cy_gil", "cy_nogil", "bigint"]
@@ -34,23 +35,23 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="the kernel each worker runs (default py)")
     p.add_argument("-e", "--executor", choices=TIMELINE_EXECUTORS, default="threads",
                    help="how the workers run (default threads)")
-    p.add_argument("-w", "--workers", type=_positive_int, default=2, metavar="N",
+    p.add_argument("-w", "--workers", type=checks.bounded_int(64), default=2, metavar="N",
                    help=f"worker threads (default 2, at most {MAX_WORKERS})")
-    p.add_argument("--switch-interval", type=_positive_float, metavar="S",
+    p.add_argument("--switch-interval", type=checks.bounded_float(1.0), metavar="S",
                    help="sys.setswitchinterval in the child (default: Python's, 0.005)")
     p.add_argument("--convoy", choices=TIMELINE_KERNELS, metavar="KERNEL",
                    help="the convoy: a thread doing 1 ms sleeps beside one thread running KERNEL")
-    p.add_argument("--seconds", type=_positive_float, default=0.4, metavar="S",
+    p.add_argument("--seconds", type=checks.bounded_float(60.0), default=0.4, metavar="S",
                    help="serial seconds of one worker's task (default 0.4)")
-    p.add_argument("--period-ms", type=_positive_float, default=0.5, metavar="MS",
+    p.add_argument("--period-ms", type=checks.bounded_float(100.0, least=0.05), default=0.5, metavar="MS",
                    help="sampling period (default 0.5; cells are never finer than 2 periods)")
     p.add_argument("--window", type=_window, metavar="START[:LENGTH]",
                    help="the slice to draw, in ms from the start of the work "
                         "(default: a little after the start, as much as the terminal fits)")
-    p.add_argument("--max-seconds", type=_positive_float, metavar="S",
+    p.add_argument("--max-seconds", type=checks.bounded_float(3600.0), metavar="S",
                    help="stop watching a program after S seconds (it is then stopped); "
                         f"with --pid, watch this long (default {PID_SECONDS:g})")
-    p.add_argument("--pid", type=_positive_int, metavar="PID",
+    p.add_argument("--pid", type=checks.bounded_int(1 << 22), metavar="PID",
                    help="attach to a running process gillab did not start (it is left "
                         "running); without permission for its syscall files, falls back "
                         "to wchan and says what it cannot tell apart")
@@ -171,26 +172,6 @@ def _columns() -> int:
     import shutil
 
     return shutil.get_terminal_size((100, 24)).columns
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
 
 
 def _window(text: str) -> tuple:
