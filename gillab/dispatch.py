@@ -27,7 +27,8 @@ __all__ = ["DISPATCH_EXECUTORS", "Dispatcher", "dispatch_us", "dispatch_us_clien
 #: trait; dask measures its own, on its cluster: gillab.dask_cells).
 DISPATCH_EXECUTORS = tuple(n for n, s in registry.SPECS.items() if s.dispatch and n != "dask")
 
-_POOLS = ("thread_pool", "process_pool", "mp_pool")
+#: Pools: workers started when the executor opens and reused for every task.
+_POOLS = registry.names_where(dispatch=True, remote=False) - {"serial"}
 
 
 def _check_count(name: str, value) -> None:
