@@ -334,7 +334,7 @@ def save_figure(fig, path: str, **savefig_kwargs) -> None:
 
 def format_cost_table(run) -> list[str]:
     """The cost view: start-up, memory and dispatch per executor and worker count."""
-    import statistics
+    from gillab import stats
 
     show_method = _several_methods(run)
     rows: dict[tuple, list] = {}
@@ -344,19 +344,23 @@ def format_cost_table(run) -> list[str]:
     if not any(c.startup_s is not None or c.mem_mb is not None for c in run.cells):
         return []
 
-    def median(cells, attr, scale=1.0):
-        values = [getattr(c, attr) for c in cells if getattr(c, attr) is not None]
-        return statistics.median(values) * scale if values else None
+    def median(attr, scale=1.0):
+        """A column's text: the median over kernels of one cost field."""
+        def text(row):
+            values = [getattr(c, attr) for c in row[1] if getattr(c, attr) is not None]
+            return _num(stats.median(values) * scale if values else None, ".1f")
+        return text
 
+    width = max([len("executor")] + [len(label) for label, _ in rows])
+    columns = [Column("executor", width, lambda row: row[0][0], "<"),
+               Column("w", 2, lambda row: str(row[0][1])),
+               Column("start-up ms", 11, median("startup_s", 1e3)),
+               Column("start CPU ms", 12, median("startup_cpu_s", 1e3)),
+               Column("memory MB", 9, median("mem_mb")),
+               Column("dispatch us", 11, median("dispatch_us"))]
     lines = ["", "What each model costs (start-up and memory: median over kernels; memory is",
              "PSS, which divides pages shared after fork among the processes sharing them)",
-             f"  {'executor':<15}{'w':>2}  {'start-up ms':>11}  {'start CPU ms':>12}"
-             f"  {'memory MB':>9}  {'dispatch us':>11}"]
-    for (label, workers), cells in rows.items():
-        lines.append(f"  {label:<15}{workers:>2}  {_num(median(cells, 'startup_s', 1e3), '11.1f'):>11}"
-                     f"  {_num(median(cells, 'startup_cpu_s', 1e3), '12.1f'):>12}"
-                     f"  {_num(median(cells, 'mem_mb'), '9.1f'):>9}"
-                     f"  {_num(median(cells, 'dispatch_us'), '11.1f'):>11}")
+             *render_table(columns, list(rows.items()))]
     costs = run.lesson_costs
     if costs:
         t, p = costs["threads"], costs["processes"]

@@ -147,3 +147,21 @@ class TestTerminal:
 
     def test_no_color_wins(self, monkeypatch):
         assert "\x1b[" not in self._printed(monkeypatch, FORCE_COLOR="1", NO_COLOR="1")
+
+
+def test_cost_table_is_drawn_by_its_columns():
+    """The cost view: one row per executor and worker count, medians over kernels."""
+    from gillab.report import format_cost_table
+    from gillab.results import Cell, CompareRun
+
+    def cell(kernel, executor, startup_s, mem_mb):
+        return Cell(kernel=kernel, executor=executor, workers=2, n=1, wall_s=0.3,
+                    startup_s=startup_s, startup_cpu_s=startup_s / 2, mem_mb=mem_mb)
+
+    run = CompareRun({}, (cell("py", "serial", None, None), cell("py", "processes", 0.004, 20.0),
+                          cell("cy_gil", "processes", 0.006, 22.0)))
+    lines = format_cost_table(run)
+    header = next(line for line in lines if "start-up ms" in line)
+    row = next(line for line in lines if line.startswith("  processes"))
+    assert header.split()[:3] == ["executor", "w", "start-up"]
+    assert row.split() == ["processes", "2", "5.0", "2.5", "21.0", "-"]
