@@ -156,7 +156,8 @@ def test_cost_table_is_drawn_by_its_columns():
 
     def cell(kernel, executor, startup_s, mem_mb):
         return Cell(kernel=kernel, executor=executor, workers=2, n=1, wall_s=0.3,
-                    startup_s=startup_s, startup_cpu_s=startup_s / 2, mem_mb=mem_mb)
+                    startup_s=startup_s, mem_mb=mem_mb,
+                    startup_cpu_s=None if startup_s is None else startup_s / 2)
 
     run = CompareRun({}, (cell("py", "serial", None, None), cell("py", "processes", 0.004, 20.0),
                           cell("cy_gil", "processes", 0.006, 22.0)))
