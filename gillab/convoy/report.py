@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import textwrap
 
+from gillab.report import Column, render_table
 from gillab.convoy.records import SLEEP_S, Row, interval_text, ms_text
 from gillab.convoy.verdict import NOISE_LIMIT, VERDICTS
 from gillab.report import format_env_line
@@ -22,21 +23,27 @@ PROBE_TITLES = {
 }
 
 WIDTH = 80
-_HEADER = (f"  {'background':<10}  {'switch':<6}  {'p50 ms':>8}  {'p99 ms':>8}  "
-           f"{'max ms':>8}  {'p50/base':>8}  verdict")
-
-
 def _wrap(text: str, indent: str = "", hang: str = "    ") -> list[str]:
     return textwrap.wrap(text, WIDTH, initial_indent=indent,
                          subsequent_indent=indent + hang) or [""]
 
 
-def _table_row(row: Row) -> str:
-    ratio = f"{row.ratio:.2f}x" if row.ratio is not None else "-"
-    mark = "*" if row.noise is not None and row.noise > NOISE_LIMIT else ""
-    return (f"  {row.background:<10}  {interval_text(row.switch_interval):<6}  "
-            f"{ms_text(row.p50_ms):>8}  {ms_text(row.p99_ms):>8}  {ms_text(row.max_ms):>8}  "
-            f"{ratio:>8}  {row.verdict}{mark}")
+def _ratio(row: Row) -> str:
+    return f"{row.ratio:.2f}x" if row.ratio is not None else "-"
+
+
+def _verdict(row: Row) -> str:
+    return row.verdict + ("*" if row.noise is not None and row.noise > NOISE_LIMIT else "")
+
+
+#: The convoy table, described by its columns (gillab.report draws it).
+COLUMNS = [Column("background", 10, lambda r: r.background, "<"),
+           Column("switch", 6, lambda r: interval_text(r.switch_interval), "<"),
+           Column("p50 ms", 8, lambda r: ms_text(r.p50_ms)),
+           Column("p99 ms", 8, lambda r: ms_text(r.p99_ms)),
+           Column("max ms", 8, lambda r: ms_text(r.max_ms)),
+           Column("p50/base", 8, _ratio),
+           Column("verdict", 7, _verdict, "<")]
 
 
 def _find(rows, background, probe, interval):
@@ -114,8 +121,7 @@ def format_convoy(rows, env: dict, settings: dict) -> list[str]:
     for r in rows:
         by_probe.setdefault(r.probe, []).append(r)
     for probe, group in by_probe.items():
-        lines += ["", *_wrap(PROBE_TITLES[probe]), _HEADER]
-        lines += [_table_row(r) for r in group]
+        lines += ["", *_wrap(PROBE_TITLES[probe]), *render_table(COLUMNS, group)]
         for r in group:
             if r.background != "none":
                 lines += _wrap(f"{r.background} @ {interval_text(r.switch_interval)}: "
