@@ -25,7 +25,11 @@ def load_schema(name: str) -> dict:
 
 def validate(data, name: str, source: str = "the file") -> None:
     """ValueError (one line, naming where) unless ``data`` follows schema ``name``."""
-    import jsonschema
+    try:
+        import jsonschema
+    except ImportError:  # left out of a free-threaded venv (gillab.pythons.venvs)
+        raise ValueError("checking a file against its schema needs jsonschema, which is "
+                         "not installed here: pip install jsonschema") from None
 
     validator = jsonschema.Draft202012Validator(load_schema(name))
     error = jsonschema.exceptions.best_match(validator.iter_errors(data))

@@ -198,6 +198,11 @@ class TestVenvs:
         assert venvs.dependencies_for(["GEvent [recommended] >= 24; python_version >= '3.8'"],
                                       True) == []
 
+    def test_free_threaded_builds_go_without_jsonschema(self):
+        # rpds-py (jsonschema's) has no free-threaded wheel here; only `show` needs it.
+        assert venvs.dependencies_for(["jsonschema>=4.18", "rich>=13.7"], True) == ["rich>=13.7"]
+        assert venvs.dependencies_for(["jsonschema>=4.18"], False) == ["jsonschema>=4.18"]
+
     def test_the_checkout_is_found(self):
         assert venvs.build_sources()["setup.py"] == os.path.join(REPO, "setup.py")
 

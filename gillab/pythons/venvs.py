@@ -26,9 +26,12 @@ __all__ = ["InterpreterFailed", "build_sources", "source_fingerprint", "venv_key
            "cache_root", "ensure_venv", "dependencies_for", "venv_python",
            "NOT_FREE_THREADED", "BUILD_FILES", "STAMP"]
 
-#: Dependencies that cannot be installed on a free-threaded build: their executors
-#: are skipped there with the reason (executors.unavailable_reason).
-NOT_FREE_THREADED = frozenset({"gevent"})
+#: Dependencies that cannot be installed on a free-threaded build, left out of its venv:
+#: gevent (its executor is skipped there, with the reason: executors.unavailable_reason)
+#: and jsonschema, whose rpds-py has no free-threaded wheel on the package index here and
+#: builds only with Rust crates from the network. jsonschema serves `gillab show`, which
+#: the host runs; a child compare never validates, and a show there says what is missing.
+NOT_FREE_THREADED = frozenset({"gevent", "jsonschema"})
 #: Read by the build besides gillab/ (setup.py's BUILD_FILES), relative to the tree:
 #: these and every Cython source under ext/ (extensions_in lists them).
 BUILD_FILES = ("setup.py", "pyproject.toml")
