@@ -223,10 +223,18 @@ def _arm_watchdog() -> None:
     _watchdog.start()
 
 
+def _quiet_unraisable(unraisable) -> None:
+    """After Ctrl-C, objects the interrupt left half-built (multiprocessing's Finalize,
+    stopped between its weakref and its key) fail in their callbacks as they are
+    collected; the run is ending with 130, and Python's "Exception ignored in" report
+    of them is noise, not the user's traceback (seen once in a clean-clone CI run)."""
+
+
 def _on_sigint(signum, frame):
     global _deferred
     if os.getpid() != _owner_pid:  # a forked child, before it ignores SIGINT: not ours
         return
+    sys.unraisablehook = _quiet_unraisable
     if _forking and not _deferred:
         _deferred = True
         if _watchdog is None:

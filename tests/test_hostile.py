@@ -600,3 +600,25 @@ def test_sigkill_of_the_parent_leaves_no_orphan(executors, n_children):
     for pid in orphans:
         os.kill(pid, signal.SIGKILL)
     assert orphans == []
+
+
+def test_after_ctrl_c_a_half_built_object_prints_nothing():
+    """Ctrl-C can stop multiprocessing's Finalize between its weakref and its key; when the
+    object is collected, its callback fails. After Ctrl-C that report is silenced."""
+    script = (
+        "import gc, os, signal, sys, weakref\n"
+        "from gillab import procutil\n"
+        "procutil.install_sigint_watchdog()\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    signal.pause()\n"
+        "except KeyboardInterrupt:\n"
+        "    procutil._watchdog.cancel()\n"
+        "class Thing: pass\n"
+        "def callback(ref): raise AttributeError(\"'Finalize' object has no attribute '_key'\")\n"
+        "thing = Thing(); ref = weakref.ref(thing, callback); del thing; gc.collect()\n"
+        "print('done')\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 0 and result.stdout == "done\n", result
+    assert result.stderr == "", result.stderr
