@@ -268,7 +268,7 @@ def write_png(tl: Timeline, path: str, window: Window | None = None) -> None:
 
     lo = window.start_ns if window else tl.t0_ns
     hi = window.end_ns if window else tl.t1_ns
-    fig, ax = plt.subplots(figsize=(10, 0.6 * len(tl.threads) + 1.6), dpi=100)
+    fig, ax = plt.subplots(figsize=(10, 0.6 * len(tl.threads) + 2.4), dpi=100)
     for row, th in enumerate(tl.threads):
         for state, colour in COLOURS.items():
             bars = [((max(iv.start_ns, lo) - lo) / 1e6,
@@ -284,9 +284,11 @@ def write_png(tl: Timeline, path: str, window: Window | None = None) -> None:
     import textwrap
 
     ax.set_title(scenario_text(tl) + "\n" + textwrap.fill(reading_line(tl), 110), fontsize=9)
-    ax.legend(handles=[Patch(color=COLOURS[s], label=LEGEND[s]) for s in _legend_states(tl)],
-              loc="upper center", bbox_to_anchor=(0.5, -0.45), ncol=3, fontsize=8, frameon=False)
-    fig.tight_layout()
+    # The legend below the figure, in the figure's own space, so it never covers the
+    # x axis's label however few threads there are.
+    fig.legend(handles=[Patch(color=COLOURS[s], label=LEGEND[s]) for s in _legend_states(tl)],
+               loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.2, 1, 1))
     from gillab.report import save_figure
 
     save_figure(fig, path, bbox_inches="tight")
