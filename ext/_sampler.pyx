@@ -168,9 +168,14 @@ def sample(schedstat_fds, syscall_fds, long long period_ns, long long until_ns,
                     slot[3] = GONE; slot[4] = 0
                 else:
                     changed = slot[0] != was[0] or slot[1] != was[1] or slot[2] != was[2]
-                    if not changed and (was[3] >= -1 or was[3] == WCHAN_FUTEX
-                                        or was[3] == WCHAN_OTHER):
-                        slot[3] = was[3]; slot[4] = was[4]   # still blocked, same call
+                    if not changed:
+                        # Unchanged counters: nothing was switched out or in since
+                        # the last round (a switch-out adds the ns run to the CPU
+                        # counter; a switch-in adds one to switch-ins), so the
+                        # thread is where it was: still blocked in the same call, or
+                        # still runnable. A busy thread's counters move only at
+                        # scheduler ticks, so most rounds skip its second read.
+                        slot[3] = was[3]; slot[4] = was[4]
                     elif not read_syscall(fd_call[i], buf, &slot[3], &slot[4], wchan):
                         slot[3] = GONE; slot[4] = 0
                     elif slot[3] != RUNNING and changed:
