@@ -262,6 +262,24 @@ class TestSummary:
         assert tl.together_on_cpu == 1.0
         assert "released it" in reading_line(tl)
 
+    def test_together_counts_only_the_time_two_threads_had_work(self):
+        # Both on CPU 0-80 ms, except b queued by the OS 20-30; a then finishes, b runs
+        # on alone to 100 and sleeps to 120: 70 of the 80 shared ms together, not 70/120.
+        a = [iv(0, 80, CPU)]
+        b = [iv(0, 20, CPU), iv(20, 30, QUEUED), iv(30, 100, CPU), iv(100, 120, IO)]
+        lines = [summarize_thread(1, "a", a), summarize_thread(2, "b", b)]
+        assert timeline(lines, 120).together_on_cpu == pytest.approx(70 / 80)
+
+    def test_a_gil_wait_counts_against_together(self):
+        # A GIL waiter has work: its waits are in the denominator, so taking turns
+        # reads 0, and one thread running while the other sleeps reads nothing (0).
+        a, b = turn_taking()
+        assert together([summarize_thread(1, "a", a), summarize_thread(2, "b", b)],
+                        0, 50 * MS) == 0
+        sleeper = [summarize_thread(1, "a", [iv(0, 50, CPU)]),
+                   summarize_thread(2, "b", [iv(0, 50, IO)])]
+        assert together(sleeper, 0, 50 * MS) == 0
+
     def test_long_holds_read_as_a_whole_c_call(self):
         a, b = turn_taking(hold=120.0, n=4)
         tl = timeline([summarize_thread(1, "a", a), summarize_thread(2, "b", b)], 480)

@@ -235,20 +235,31 @@ def _wake_to_run(intervals) -> list[float]:
 
 
 def together(lines, t0: int, t1: int) -> float:
-    """Share of the window during which two or more threads were on a CPU at once."""
+    """Of the time two or more threads had work (any state but IO or sleep: on a CPU,
+    queued, waiting for the GIL or a lock), the share during which two or more were on
+    a CPU at once. Time when only one thread is left (the other finished first, or
+    sleeps) says nothing about the GIL and does not count; a GIL or lock wait does."""
     events = []
     for th in lines:
         for iv in th.intervals:
-            if iv.state == CPU:
-                events += [(iv.start_ns, 1), (iv.end_ns, -1)]
-    events.sort()
-    both, depth, last = 0, 0, None
-    for t, step in events:
-        if depth >= 2 and last is not None:
-            both += t - last
+            start, end = max(iv.start_ns, t0), min(iv.end_ns, t1)
+            if end <= start or iv.state == IO:
+                continue
+            on = iv.state == CPU
+            events += [(start, 1, on), (end, -1, on)]
+    events.sort(key=lambda e: (e[0], e[1]))
+    both = busy = 0
+    depth = on_cpu = 0
+    last = None
+    for t, step, on in events:
+        if last is not None and depth >= 2:
+            busy += t - last
+            if on_cpu >= 2:
+                both += t - last
         depth += step
+        on_cpu += step if on else 0
         last = t
-    return both / (t1 - t0) if t1 > t0 else 0.0
+    return both / busy if busy else 0.0
 
 
 def build(recording, scenario: dict) -> Timeline:

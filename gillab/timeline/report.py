@@ -193,7 +193,8 @@ def format_thread_table(tl: Timeline) -> list[str]:
             f"{s['queued']:6.0%}  {s['io']:3.0%}  | {_ms(th.median_run_ms):>7} ms "
             f"{_ms(th.median_hold_ms):>5}  {_ms(th.median_gil_wait_ms):>8}  "
             f"{_ms(th.median_wake_to_run_ms):>9} | {th.handoffs:>9}")
-    lines.append(f"two or more threads on a CPU at once: {tl.together_on_cpu:.0%} of the time")
+    lines.append(f"two or more threads on a CPU at once: {tl.together_on_cpu:.0%} of the time "
+                 "two or more had work (not IO or sleep)")
     return lines
 
 
@@ -234,8 +235,8 @@ def reading_line(tl: Timeline) -> str:
         return (f"{th.name} woke {th.wakeups} times and ran within a median {wake:.2f} ms: "
                 f"nothing held the GIL against it{note}")
     if len(threads) >= 2 and tl.together_on_cpu >= 0.5 and gil_share < 0.05:
-        return (f"the threads ran on CPUs together {tl.together_on_cpu:.0%} of the time and "
-                f"waited for the GIL {gil_share:.0%}: they released it{note}")
+        return (f"the threads ran on CPUs together {tl.together_on_cpu:.0%} of the time they "
+                f"both had work and waited for the GIL {gil_share:.0%}: they released it{note}")
     holds = [th.median_hold_ms for th in threads if th.median_hold_ms and th.handoffs]
     if len(threads) >= 2 and holds and gil_share >= 0.2:
         from gillab import stats
