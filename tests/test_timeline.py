@@ -280,6 +280,20 @@ class TestSummary:
                    summarize_thread(2, "b", [iv(0, 50, IO)])]
         assert together(sleeper, 0, 50 * MS) == 0
 
+    def test_a_1_ms_interval_reads_from_the_runs_when_holds_merged(self):
+        # At 1 ms a missed hand-off joins two turns into one hold of 2.8 ms; the
+        # uninterrupted runs (1.2 ms) still name the switch interval.
+        a, b = [], []
+        for k in range(20):
+            a += [iv(4 * k, 4 * k + 1.2, CPU), iv(4 * k + 1.2, 4 * k + 1.6, QUEUED),
+                  iv(4 * k + 1.6, 4 * k + 2.8, CPU), iv(4 * k + 2.8, 4 * k + 4, GIL_WAIT)]
+            b += [iv(4 * k, 4 * k + 2.8, GIL_WAIT), iv(4 * k + 2.8, 4 * k + 4, CPU)]
+        tl = timeline([summarize_thread(1, "a", a), summarize_thread(2, "b", b)], 80,
+                      switch_interval=0.001)
+        assert "running 1.20 ms at a time: the switch interval (1 ms)" in reading_line(tl)
+        tl5 = timeline(tl.threads, 80, switch_interval=0.005)
+        assert "switch interval" not in reading_line(tl5)
+
     def test_long_holds_read_as_a_whole_c_call(self):
         a, b = turn_taking(hold=120.0, n=4)
         tl = timeline([summarize_thread(1, "a", a), summarize_thread(2, "b", b)], 480)
