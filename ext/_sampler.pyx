@@ -36,6 +36,9 @@ cdef extern from "<sys/prctl.h>" nogil:
     int PR_GET_TIMERSLACK
 
 cdef enum:
+    #: How long the sampler stays at its fine period after a thread changed state:
+    #: two default switch intervals, so threads taking turns keep it there throughout.
+    FAST_HOLD_NS = 10000000
     HEAD = 1
     PER_THREAD = 5
     #: runnable: on a CPU or waiting in the run queue (the syscall file says "running")
@@ -48,6 +51,7 @@ cdef enum:
     WCHAN_OTHER = -11
 
 RECORD_HEAD = HEAD
+FAST_HOLD = FAST_HOLD_NS
 RECORD_PER_THREAD = PER_THREAD
 STATE_RUNNING = RUNNING
 STATE_GONE = GONE
@@ -103,9 +107,20 @@ cdef int read_syscall(int fd, char *buf, int64_t *state, int64_t *arg0,
 
 
 def sample(schedstat_fds, syscall_fds, long long period_ns, long long until_ns,
-           long long first_deadline_ns, previous=None, bint wchan=False):
+           long long first_deadline_ns, previous=None, bint wchan=False,
+           long long steady_ns=0, long long fast_until_ns=0):
     """Sample every thread each period until ``until_ns`` (CLOCK_MONOTONIC) or until
-    every thread is gone. Returns (bytes of int64 rounds, next deadline, all_gone).
+    every thread is gone. Returns (bytes of int64 rounds, next deadline, all_gone,
+    the last round's per-thread values, fast_until_ns).
+
+    ``steady_ns`` (0: never): the step while every thread stays put. A round in which
+    a thread changed state (ran, blocked, or woke and blocked again between two
+    rounds) keeps the sampler at ``period_ns`` until FAST_HOLD_NS after it
+    (``fast_until_ns``, carried from call to call); otherwise it steps ``steady_ns``.
+    Each wake-up costs tens of microseconds of CPU in a VM, and when every core is
+    busy the watched program pays for it; threads that only run, or only wait,
+    change nothing a finer period would show. A thread preempted and resumed (the
+    sampler's own wake-up does that) is no change: it stays runnable.
 
     ``previous`` is the last round's per-thread values (a bytes of 5*n int64, or
     None), so the skip-unchanged rule holds across calls. ``wchan``: the second fd of
@@ -149,6 +164,8 @@ def sample(schedstat_fds, syscall_fds, long long period_ns, long long until_ns,
     cdef char buf[256]
     cdef timespec ts
     cdef unsigned long old_slack
+    cdef int moved
+    cdef long long fast_until = fast_until_ns
     with nogil:
         # A 1 us timer slack: the default 50 us would smear a 500 us period.
         old_slack = <unsigned long>prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0)
@@ -160,6 +177,7 @@ def sample(schedstat_fds, syscall_fds, long long period_ns, long long until_ns,
             row = rounds + count * width
             row[0] = now_ns()
             alive = 0
+            moved = 0
             for i in range(n):
                 slot = row + HEAD + i * PER_THREAD
                 was = last + i * PER_THREAD
@@ -184,9 +202,16 @@ def sample(schedstat_fds, syscall_fds, long long period_ns, long long until_ns,
                         read_schedstat(fd_stat[i], buf, slot)
                     if slot[3] != GONE:
                         alive += 1
+                if slot[3] != was[3] or (slot[3] != RUNNING and slot[2] != was[2]):
+                    moved = 1
                 memcpy(was, slot, PER_THREAD * sizeof(int64_t))
             count += 1
-            deadline += period_ns
+            if moved:
+                fast_until = row[0] + FAST_HOLD_NS
+            if steady_ns > period_ns and row[0] >= fast_until:
+                deadline += steady_ns
+            else:
+                deadline += period_ns
             # A late wake-up (the machine was busy) skips missed deadlines instead of
             # bursting to catch up.
             while deadline < row[0]:
@@ -199,7 +224,7 @@ def sample(schedstat_fds, syscall_fds, long long period_ns, long long until_ns,
         tail = PyBytes_FromStringAndSize(<char *>last, PER_THREAD * n * sizeof(int64_t))
     finally:
         free(fd_stat); free(fd_call); free(last); free(rounds)
-    return data, deadline, alive == 0, tail
+    return data, deadline, alive == 0, tail, fast_until
 
 
 def clock_ns():

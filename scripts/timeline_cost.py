@@ -1,6 +1,7 @@
 """What the timeline's sampler costs the program it watches (issue 14's goal: <= 5 %).
 
     python scripts/timeline_cost.py [--pairs 5] [--seconds 0.15] [--workers 2,4,8]
+                                    [--period-ms 0.5] [--fixed-period]
 
 For each kernel and thread count: the child's work (go to done) timed watched and
 unwatched, interleaved; medians, the slowdown, and the sampler's share of one core.
@@ -13,6 +14,7 @@ import argparse
 import sys
 
 from gillab.timeline.cost import sampler_cost
+from gillab.timeline.measure import steady_ns
 
 
 def main() -> int:
@@ -22,6 +24,8 @@ def main() -> int:
     parser.add_argument("--workers", default="2,4,8")
     parser.add_argument("--kernels", default="py,cy_nogil")
     parser.add_argument("--period-ms", type=float, default=0.5)
+    parser.add_argument("--fixed-period", action="store_true",
+                        help="as gillab timeline --fixed-period: no steady step")
     args = parser.parse_args()
     with open("/proc/loadavg") as f:
         print(f"loadavg before: {f.read().strip()}")
@@ -30,8 +34,9 @@ def main() -> int:
     for kernel in args.kernels.split(","):
         n = None
         for workers in (int(w) for w in args.workers.split(",")):
-            row = sampler_cost(kernel, workers, args.seconds, args.pairs,
-                               int(args.period_ms * 1e6), n)
+            period_ns = int(args.period_ms * 1e6)
+            row = sampler_cost(kernel, workers, args.seconds, args.pairs, period_ns, n,
+                               steady_ns(period_ns, args.fixed_period))
             n = row["n"]  # the same task size at every thread count
             print(f"{kernel:9} {workers:>7} {row['unwatched_ms']:>8.0f}ms "
                   f"{row['watched_ms']:>8.0f}ms "

@@ -225,6 +225,53 @@ def timeline(lines, wall_ms, switch_interval=0.005, **kw) -> Timeline:
                     truth={}, sampler={"achieved_period_ms": 0.5}, **kw)
 
 
+class TestSteadyStep:
+    """The native sampler steps two periods while no thread changes state, and comes
+    back to one period for FAST_HOLD after any change (ext/_sampler.pyx)."""
+
+    def _spacing(self, target, steady_periods=2, seconds=0.3):
+        import threading
+
+        from gillab import _sampler
+
+        stop = threading.Event()
+        th = threading.Thread(target=target, args=(stop,))
+        th.start()
+        try:
+            time.sleep(0.03)
+            base = f"/proc/self/task/{th.native_id}"
+            fds = [os.open(f"{base}/schedstat", os.O_RDONLY), os.open(f"{base}/syscall", os.O_RDONLY)]
+            try:
+                t0 = _sampler.clock_ns()
+                data, *_ = _sampler.sample([fds[0]], [fds[1]], PERIOD, t0 + int(seconds * 1e9),
+                                           t0 + PERIOD, None, False, steady_periods * PERIOD)
+            finally:
+                for fd in fds:
+                    os.close(fd)
+        finally:
+            stop.set()
+            th.join()
+        import struct
+
+        stamps = struct.unpack(f"{len(data) // 8}q", data)[::6]
+        # Past the first FAST_HOLD (the first round is always a change):
+        late = [b - a for a, b in zip(stamps, stamps[1:]) if a - stamps[0] > 20 * MS]
+        return sorted(late)[len(late) // 2]
+
+    def test_a_thread_blocked_throughout_is_sampled_every_two_periods(self):
+        assert self._spacing(lambda stop: stop.wait()) == pytest.approx(2 * PERIOD, rel=0.2)
+
+    def test_a_thread_that_keeps_waking_is_sampled_every_period(self):
+        def sleeper(stop):
+            while not stop.is_set():
+                time.sleep(0.001)
+        assert self._spacing(sleeper) == pytest.approx(PERIOD, rel=0.2)
+
+    def test_steady_zero_is_a_fixed_period(self):
+        assert self._spacing(lambda stop: stop.wait(), steady_periods=0) == pytest.approx(
+            PERIOD, rel=0.2)
+
+
 class TestSummary:
     """Shares, runs, hand-offs, together-on-CPU and the one-line reading."""
 
@@ -511,7 +558,7 @@ def _lab(kernel="py", executor="threads", workers=2, switch_interval=None, convo
     from gillab.timeline import measure, record
 
     argv = measure.lab_child_argv(kernel, executor, workers, seconds, switch_interval, convoy)
-    rec = measure.watch_lab_child(argv, PERIOD)
+    rec = measure.watch_lab_child(argv, PERIOD, steady=measure.steady_ns(PERIOD))
     return record.build(rec, {"kernel": kernel, "executor": "convoy" if convoy else executor,
                                "workers": workers})
 

@@ -45,6 +45,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="serial seconds of one worker's task (default 0.4)")
     p.add_argument("--period-ms", type=checks.bounded_float(100.0, least=0.05), default=0.5, metavar="MS",
                    help="sampling period (default 0.5; cells are never finer than 2 periods)")
+    p.add_argument("--fixed-period", action="store_true",
+                   help="sample every period throughout; by default the sampler steps two "
+                        "periods while no thread changes state (each wake-up costs CPU "
+                        "the program pays for when every core is busy)")
     p.add_argument("--window", type=_window, metavar="START[:LENGTH]",
                    help="the slice to draw, in ms from the start of the work "
                         "(default: a little after the start, as much as the terminal fits)")
@@ -79,14 +83,15 @@ def cmd_timeline(args) -> list[str]:
     from gillab.timeline import measure, record, report
 
     period_ns = int(args.period_ms * 1e6)
+    steady = measure.steady_ns(period_ns, args.fixed_period)
     if args.pid:
         _progress(args, f"attached to process {args.pid} ...")
         rec = measure.watch_pid(args.pid, period_ns, args.max_seconds or PID_SECONDS,
-                                args.wchan)
+                                args.wchan, steady)
         scenario = {"pid": args.pid, "comm": _comm(args.pid)}
     elif program:
         _progress(args, f"watching {' '.join(program)} ...")
-        rec = measure.watch_program(program, period_ns, args.max_seconds)
+        rec = measure.watch_program(program, period_ns, args.max_seconds, steady)
         scenario = {"argv": program}
         if rec.exit_code not in (0, None):
             raise UserError(f"{program[0]} exited with code {rec.exit_code} "
@@ -100,7 +105,7 @@ def cmd_timeline(args) -> list[str]:
         _progress(args, f"running {report_label(scenario)} and sampling its threads ...")
         argv = measure.lab_child_argv(kernel, args.executor, args.workers, args.seconds,
                                       args.switch_interval, bool(args.convoy))
-        rec = measure.watch_lab_child(argv, period_ns)
+        rec = measure.watch_lab_child(argv, period_ns, steady=steady)
     if rec.t_end_ns - rec.t_go_ns < max(4 * period_ns, MIN_RUN_NS):
         raise UserError(f"the run lasted {(rec.t_end_ns - rec.t_go_ns) / 1e6:.1f} ms: too short "
                         "to draw (it exited at once?)")

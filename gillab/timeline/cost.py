@@ -26,7 +26,7 @@ def run_unwatched(argv: list[str]) -> dict:
 
 
 def sampler_cost(kernel: str, workers: int, seconds: float, pairs: int, period_ns: int,
-                 n: int | None = None) -> dict:
+                 n: int | None = None, steady: int = 0) -> dict:
     """Wall time of the child's work (go to done), watched and not, interleaved
     ``pairs`` times (the order alternates); medians and the relative slowdown."""
     argv = lab_child_argv(kernel, "threads", workers, seconds, None, False)
@@ -38,7 +38,7 @@ def sampler_cost(kernel: str, workers: int, seconds: float, pairs: int, period_n
     for i in range(pairs):
         for mode in (("watched", "unwatched") if i % 2 == 0 else ("unwatched", "watched")):
             if mode == "watched":
-                rec = watch_lab_child(argv, period_ns)
+                rec = watch_lab_child(argv, period_ns, steady=steady)
                 child = rec.child
                 span = (rec.t_end_ns - rec.t_start_ns) / 1e9
                 shares.append(rec.sampler_cpu_s / span)

@@ -27,6 +27,14 @@ STATE_GONE = -200
 CHUNK_NS = 50_000_000
 #: Sampling before the lab child is told to go: every thread parked, counters exact.
 LEAD_IN_NS = 20_000_000
+#: While every thread stays put (runs on, or waits on), the sampler steps this many
+#: periods instead of one (ext/_sampler.pyx: FAST_HOLD after any change, it is back).
+STEADY_PERIODS = 2
+
+
+def steady_ns(period_ns: int, fixed: bool = False) -> int:
+    """The sampler's step while nothing changes: 0 (never slower) with ``fixed``."""
+    return 0 if fixed else STEADY_PERIODS * period_ns
 
 
 def _sampler():
@@ -76,14 +84,17 @@ class Recording:
     rounds: int
     wchan: bool = False      # read wchan, not syscall: futex waits are not told apart
     attached_note: str = ""  # what attaching to a process that is not a child loses
+    steady_ns: int = 0       # the step while no thread changed state (0: none)
 
 
 class _Files:
     """Kept-open schedstat and syscall files of the threads being watched."""
 
-    def __init__(self, pid: int, wchan: bool = False):
+    def __init__(self, pid: int, wchan: bool = False, steady_ns: int = 0):
         self.pid = pid
         self.wchan = wchan
+        self.steady_ns = steady_ns
+        self.fast_until = 0
         self.order: list[int] = []
         self.fds: dict[int, tuple[int, int]] = {}
         self.tails: dict[int, bytes] = {}
@@ -131,9 +142,10 @@ def _sample_chunk(files: _Files, live: list[int], period_ns: int, until_ns: int,
     sampler = _sampler()
     previous = b"".join(files.tails.get(tid, struct.pack("5q", -1, -1, -1, STATE_RUNNING, 0))
                         for tid in live)
-    data, deadline, all_gone, tail = sampler.sample(
+    data, deadline, all_gone, tail, files.fast_until = sampler.sample(
         [files.fds[t][0] for t in live], [files.fds[t][1] for t in live],
-        period_ns, until_ns, deadline, previous, files.wchan)
+        period_ns, until_ns, deadline, previous, files.wchan, files.steady_ns,
+        files.fast_until)
     for i, tid in enumerate(live):
         files.tails[tid] = tail[i * 40:(i + 1) * 40]
     chunks.append((tuple(live), data))
@@ -185,11 +197,12 @@ def _start(argv: list[str], **kw) -> subprocess.Popen:
         raise UserError(f"cannot start {argv[0]}: {exc.strerror}") from None
 
 
-def watch_lab_child(argv: list[str], period_ns: int, max_s: float = 60.0) -> Recording:
+def watch_lab_child(argv: list[str], period_ns: int, max_s: float = 60.0,
+                    steady: int = 0) -> Recording:
     """Run the lab's child workload (gillab.timeline.workload): it parks its threads,
     reports their TIDs, waits for 'go' on stdin, works, and reports its own truth."""
     proc = _start(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    files = _Files(proc.pid)
+    files = _Files(proc.pid, steady_ns=steady)
     try:
         ready = _read_json_line(proc, "ready")
         for tid in ready["tids"]:
@@ -232,7 +245,7 @@ def watch_lab_child(argv: list[str], period_ns: int, max_s: float = 60.0) -> Rec
     # The work ends when the child says so; its exit afterwards is not part of it.
     t_end = min(max(ends), truth.get("t_done_ns", max(ends)))
     return Recording(proc.pid, period_ns, streams, gil, t_start, truth.get("t_go_ns", t_start),
-                     t_end, {**ready, **truth}, code, sampler_cpu, rounds)
+                     t_end, {**ready, **truth}, code, sampler_cpu, rounds, steady_ns=steady)
 
 
 def _read_json_line(proc: subprocess.Popen, what: str) -> dict:
@@ -256,7 +269,8 @@ def syscall_readable(pid: int) -> bool:
         return False
 
 
-def watch_pid(pid: int, period_ns: int, max_s: float, force_wchan: bool = False) -> Recording:
+def watch_pid(pid: int, period_ns: int, max_s: float, force_wchan: bool = False,
+              steady: int = 0) -> Recording:
     """Watch a process gillab did not start, for ``max_s`` or until it exits. Without
     permission for its syscall files, fall back to wchan (futex or not, no address)."""
     if not os.path.isdir(f"/proc/{pid}/task"):
@@ -272,15 +286,16 @@ def watch_pid(pid: int, period_ns: int, max_s: float, force_wchan: bool = False)
             "queued and IO/sleep are still told apart" if wchan else
             "attached to a process gillab did not start (its syscall files are readable "
             "here: same user, no Yama restriction)")
-    rec = _watch_tasks(pid, None, period_ns, max_s, wchan)
+    rec = _watch_tasks(pid, None, period_ns, max_s, wchan, steady=steady)
     rec.attached_note = note
     return rec
 
 
-def watch_program(argv: list[str], period_ns: int, max_s: float | None = None) -> Recording:
+def watch_program(argv: list[str], period_ns: int, max_s: float | None = None,
+                  steady: int = 0) -> Recording:
     """Start any program as gillab's child and watch every thread it has until it exits."""
     proc = _start(argv, stdin=subprocess.DEVNULL)
-    return _watch_tasks(proc.pid, proc, period_ns, max_s, False, argv[0])
+    return _watch_tasks(proc.pid, proc, period_ns, max_s, False, argv[0], steady)
 
 
 class _Gone:
@@ -294,11 +309,11 @@ class _Gone:
 
 
 def _watch_tasks(pid: int, proc, period_ns: int, max_s: float | None, wchan: bool,
-                 label: str = "") -> Recording:
+                 label: str = "", steady: int = 0) -> Recording:
     """Follow every thread of PID (new ones each chunk) until it exits or max_s."""
     child = proc is not None
     proc = proc or _Gone(pid)
-    files = _Files(proc.pid, wchan)
+    files = _Files(proc.pid, wchan, steady)
     streams: dict = {}
     chunks: list = []
     rounds = 0
@@ -357,7 +372,7 @@ def _watch_tasks(pid: int, proc, period_ns: int, max_s: float | None, wchan: boo
         raise UserError(f"{label or pid} exited at once (code {code}), before any sample "
                         "was taken")
     return Recording(proc.pid, period_ns, streams, gil, min(starts), min(starts), max(ends),
-                     {}, code, sampler_cpu, rounds, wchan)
+                     {}, code, sampler_cpu, rounds, wchan, steady_ns=steady)
 
 
 def lab_child_argv(kernel: str, executor: str, workers: int, seconds: float,

@@ -275,7 +275,8 @@ def build(recording, scenario: dict) -> Timeline:
     sampler = {"rounds": recording.rounds,
                "achieved_period_ms": round(span / max(1, recording.rounds - 1) / 1e6, 4),
                "cpu_s": round(recording.sampler_cpu_s, 4),
-               "cpu_share_of_a_core": round(recording.sampler_cpu_s / (span / 1e9), 4)}
+               "cpu_share_of_a_core": round(recording.sampler_cpu_s / (span / 1e9), 4),
+               "steady_period_ms": recording.steady_ns / 1e6 if recording.steady_ns else None}
     return Timeline(
         threads=lines, t0_ns=t0, t1_ns=t1, period_ns=recording.period_ns,
         together_on_cpu=together(lines, t0, t1),

@@ -114,11 +114,13 @@ def format_timeline(tl: Timeline, window: Window, colour: bool = False,
     label_width = 18
     start_ms = (window.start_ns - tl.t0_ns) / 1e6
     end_ms = (window.end_ns - tl.t0_ns) / 1e6
+    steady = tl.sampler.get("steady_period_ms")
     head = [f"gillab timeline: {scenario_text(tl)}",
             f"{len(tl.threads)} thread(s), {tl.wall_ms:.0f} ms; "
-            f"showing {start_ms:.0f}-{end_ms:.0f} ms, "
-            f"1 cell = {window.bucket_ns / 1e6:g} ms, sampled every {tl.period_ns / 1e6:g} ms "
-            f"(achieved {tl.sampler.get('achieved_period_ms', 0):.2f})"]
+            f"showing {start_ms:.0f}-{end_ms:.0f} ms, 1 cell = {window.bucket_ns / 1e6:g} ms",
+            f"sampled every {tl.period_ns / 1e6:g} ms"
+            + (f", every {steady:g} ms while no thread changed state" if steady else "")
+            + f" (mean {tl.sampler.get('achieved_period_ms', 0):.2f} ms)"]
     if tl.attached_note:
         head.append(tl.attached_note)
     if tl.free_threaded:
