@@ -14,8 +14,8 @@ import pytest
 from gillab.timeline.gilmap import (CPU, FUTEX, GIL_WAIT, IO, LOCK_WAIT, QUEUED, SHORT,
                                     WCHAN_FUTEX, WCHAN_OTHER, GilMap, find_gil, parse_maps)
 from gillab.timeline.rebuild import RUNNING, Interval, place_queue, rebuild
-from gillab.timeline.record import (Timeline, clip, summarize_thread, together,
-                                    truth_summary)
+from gillab.timeline.record import (Timeline, clip, kept_by_another, summarize_thread,
+                                    together, truth_summary)
 from gillab.timeline.report import (Window, bucket_states, choose_window, format_timeline,
                                     reading_line)
 from tests.conftest import run_gillab
@@ -302,6 +302,21 @@ class TestSummary:
         line = summarize_thread(1, "a", ivs)
         assert line.gil_waits == 1 and line.median_gil_wait_ms == 16.0
         assert line.handoffs == 1 and line.median_hold_ms == 24.0
+
+    def test_a_slow_check_is_part_of_the_wait_while_another_thread_keeps_the_gil(self):
+        # In a VM a waiter's check can take 0.3 ms of CPU. While the other thread runs
+        # on throughout (a C call holding the GIL), it is still a check...
+        waiter = [iv(0, 5, GIL_WAIT), iv(5, 5.3, CPU), iv(5.3, 10, GIL_WAIT), iv(10, 30, CPU)]
+        holder = [iv(0, 10, CPU), iv(10, 30, GIL_WAIT)]
+        kept = kept_by_another([holder])
+        line = summarize_thread(1, "w", waiter, kept)
+        assert line.gil_waits == 1 and line.handoffs == 1 and line.median_hold_ms == 20.0
+        # ...but not when the other thread was waiting for the GIL meanwhile: then the
+        # 0.3 ms was a real turn.
+        taker = [iv(0, 5, CPU), iv(5, 5.3, GIL_WAIT), iv(5.3, 10, CPU), iv(10, 30, GIL_WAIT)]
+        line = summarize_thread(1, "w", waiter, kept_by_another([taker]))
+        assert line.gil_waits == 2 and line.handoffs == 2
+        assert summarize_thread(1, "w", waiter).handoffs == 2  # no other thread known
 
     def test_threads_that_release_the_gil_read_as_together(self):
         lines = [summarize_thread(i, f"t{i}", [iv(0, 100, CPU)]) for i in (1, 2)]

@@ -133,12 +133,41 @@ def clip(intervals, t0: int, t1: int) -> list[Interval]:
 #: (its timed wait ran out, it asked for the GIL and waits again), not a hold: it
 #: belongs to the wait. A real hold at a 1 ms switch interval has ~10x more.
 CHECK_NS = 100_000
+#: In a VM a check can take a few hundred microseconds of CPU (the wake-up alone costs
+#: tens). Up to this much it is still a check when another thread stayed runnable, and
+#: never waited for the GIL, from before it to after it: that thread kept the GIL.
+CHECK_KEPT_NS = 1_000_000
 
 
-def _spans(intervals) -> list[tuple[str, list]]:
+def kept_by_another(others):
+    """kept(start, end): did one of ``others`` (interval lists) stay runnable (on CPU,
+    queued, short blocks) from ``start`` to ``end``, never waiting or blocked?"""
+    import bisect
+
+    lists = [(list(ivs), [iv.start_ns for iv in ivs]) for ivs in others if ivs]
+
+    def kept(start: int, end: int) -> bool:
+        for ivs, starts in lists:
+            k = bisect.bisect_right(starts, start) - 1
+            if k < 0:
+                continue
+            t = start
+            while k < len(ivs) and ivs[k].start_ns <= t < end:
+                if ivs[k].state not in (CPU, QUEUED, SHORT) or ivs[k].end_ns <= t:
+                    break
+                t = ivs[k].end_ns
+                k += 1
+            if t >= end:
+                return True
+        return False
+    return kept
+
+
+def _spans(intervals, kept=None) -> list[tuple[str, list]]:
     """Group intervals: ('run', [...]) for runnable stretches (on CPU, queued, short
     blocks), and one ('gil'|'lock'|'io', [iv]) per blocked interval; a waiter's
-    check between two GIL waits is folded into one ('gil', [...])."""
+    check between two GIL waits is folded into one ('gil', [...]). ``kept(start,
+    end)`` says whether another thread kept the GIL throughout (kept_by_another)."""
     groups: list = []
     for iv in intervals:
         kind = "run" if iv.state in (CPU, QUEUED, SHORT) else iv.state
@@ -148,9 +177,12 @@ def _spans(intervals) -> list[tuple[str, list]]:
             groups.append((kind, [iv]))
     out: list = []
     for i, (kind, ivs) in enumerate(groups):
-        check = (kind == "run" and 0 < i < len(groups) - 1 and groups[i - 1][0] == GIL_WAIT
-                 and groups[i + 1][0] == GIL_WAIT
-                 and sum(v.end_ns - v.start_ns for v in ivs if v.state == CPU) < CHECK_NS)
+        check = False
+        if (kind == "run" and 0 < i < len(groups) - 1 and groups[i - 1][0] == GIL_WAIT
+                and groups[i + 1][0] == GIL_WAIT):
+            cpu = sum(v.end_ns - v.start_ns for v in ivs if v.state == CPU)
+            check = cpu < CHECK_NS or (cpu < CHECK_KEPT_NS and kept is not None
+                                       and kept(ivs[0].start_ns, ivs[-1].end_ns))
         if (check or kind == GIL_WAIT) and out and out[-1][0] == GIL_WAIT:
             out[-1][1].extend(ivs)
         else:
@@ -180,13 +212,14 @@ def _runs(cpu_pieces) -> list[float]:
     return out
 
 
-def summarize_thread(tid: int, name: str, intervals) -> ThreadLine:
-    """Shares, runs, holds, GIL waits, hand-offs and wake-to-run of one thread."""
+def summarize_thread(tid: int, name: str, intervals, kept=None) -> ThreadLine:
+    """Shares, runs, holds, GIL waits, hand-offs and wake-to-run of one thread.
+    ``kept``: kept_by_another(the other threads' intervals), to tell checks apart."""
     line = ThreadLine(tid, name, list(intervals))
     total = sum(iv.end_ns - iv.start_ns for iv in intervals)
     line.shares = {k: (sum(iv.end_ns - iv.start_ns for iv in intervals if iv.state == k) / total
                        if total else 0.0) for k in SHARE_KEYS}
-    spans = _spans(list(intervals))
+    spans = _spans(list(intervals), kept)
     runs, holds, waits = [], [], []
     for i, (kind, ivs) in enumerate(spans):
         if kind == GIL_WAIT:
@@ -266,10 +299,12 @@ def build(recording, scenario: dict) -> Timeline:
     """Rebuild every thread of a Recording and summarize the run."""
     classify = recording.gil.classify
     t0, t1 = recording.t_go_ns, recording.t_end_ns
+    rebuilt = {tid: clip(rebuild(stream.samples, classify, recording.period_ns), t0, t1)
+               for tid, stream in recording.threads.items()}
     lines = []
     for tid, stream in recording.threads.items():
-        intervals = clip(rebuild(stream.samples, classify, recording.period_ns), t0, t1)
-        lines.append(summarize_thread(tid, stream.name, intervals))
+        others = kept_by_another(ivs for other, ivs in rebuilt.items() if other != tid)
+        lines.append(summarize_thread(tid, stream.name, rebuilt[tid], others))
     child = recording.child
     span = max(1, recording.t_end_ns - recording.t_start_ns)
     sampler = {"rounds": recording.rounds,
