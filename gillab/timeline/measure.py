@@ -58,6 +58,44 @@ def task_clocks() -> tuple[int, int]:
     return time.monotonic_ns(), time.thread_time_ns()
 
 
+#: In the progress-stamped loop, a gap longer than this is time the thread did not run
+#: (off a CPU, or waiting for the GIL); one step of the loop takes ~0.2 us.
+STAMP_GAP_NS = 150_000
+
+
+def stamped_loop(steps: int) -> list:
+    """A pure-Python loop that stamps its own progress, for the lab child's --truth:
+    the gaps longer than STAMP_GAP_NS are when it did not run (the prototype's truth
+    harness). Returns [(start_ns, end_ns)] on CLOCK_MONOTONIC, the sampler's clock."""
+    import time
+
+    clock = time.monotonic_ns
+    gaps = []
+    x = 1
+    last = clock()
+    for _ in range(steps):
+        t = clock()
+        if t - last > STAMP_GAP_NS:
+            gaps.append((last, t))
+        last = t
+        x = (x * 7 + 1) % 1000003
+    return gaps
+
+
+def stamped_steps(seconds: float) -> int:
+    """Steps of stamped_loop that take ``seconds`` on one thread alone."""
+    import time
+
+    steps = 20_000
+    while True:
+        t0 = time.perf_counter()
+        stamped_loop(steps)
+        took = time.perf_counter() - t0
+        if took > 0.02:
+            return max(1, int(steps * seconds / took))
+        steps *= 4
+
+
 @dataclass
 class ThreadStream:
     """Every sample of one thread, oldest first."""
@@ -376,9 +414,14 @@ def _watch_tasks(pid: int, proc, period_ns: int, max_s: float | None, wchan: boo
 
 
 def lab_child_argv(kernel: str, executor: str, workers: int, seconds: float,
-                   switch_interval: float | None, convoy: str | None) -> list[str]:
+                   switch_interval: float | None, convoy: str | None,
+                   truth: bool = False) -> list[str]:
+    """The lab child's command line; ``truth``: the progress-stamped loop instead of
+    the kernel (gillab.timeline.workload --truth), for accuracy against its stamps."""
     argv = [sys.executable, "-m", "gillab.timeline.workload", "--kernel", kernel,
             "--executor", executor, "--workers", str(workers), "--seconds", str(seconds)]
+    if truth:
+        argv += ["--truth"]
     if switch_interval:
         argv += ["--switch-interval", repr(switch_interval)]
     if convoy:

@@ -336,9 +336,40 @@ def truth_summary(child: dict) -> dict:
                 "wall_ms": round((task["t1_ns"] - task["t0_ns"]) / 1e6, 3)}
         if "cpu_ns" in task:
             item["cpu_ms"] = round(task["cpu_ns"] / 1e6, 3)
+        if "gaps_ns" in task:
+            # The progress-stamped loop: when it did not run, on the sampler's clock.
+            item["t0_ns"], item["t1_ns"] = task["t0_ns"], task["t1_ns"]
+            item["gaps_ns"] = task["gaps_ns"]
         if "late_ms" in task:
             item["sleeps"] = task["sleeps"]
             item["median_late_ms"] = (round(stats.median(task["late_ms"]), 3)
                                       if task["late_ms"] else None)
         out["tasks"].append(item)
     return out
+
+
+def cpu_agreement(tl: Timeline, bucket_ns: int = 1_000_000) -> float | None:
+    """Against the progress-stamped loop's own truth (workload --truth): the share of
+    ``bucket_ns`` cells, over every stamped thread, in which the timeline and the
+    stamps agree whether the thread was on a CPU for most of the cell. None without
+    stamps."""
+    by_tid = {th.tid: th for th in tl.threads}
+    agree = total = 0
+    for task in tl.truth.get("tasks", []):
+        th = by_tid.get(task["tid"])
+        if th is None or "gaps_ns" not in task:
+            continue
+        start, end = max(task["t0_ns"], tl.t0_ns), min(task["t1_ns"], tl.t1_ns)
+        cpu = [(iv.start_ns, iv.end_ns) for iv in th.intervals if iv.state == CPU]
+        gaps = [tuple(g) for g in task["gaps_ns"]]
+        for b0 in range(start, end - bucket_ns + 1, bucket_ns):
+            b1 = b0 + bucket_ns
+            seen = _overlap(cpu, b0, b1) * 2 > bucket_ns
+            ran = (bucket_ns - _overlap(gaps, b0, b1)) * 2 > bucket_ns
+            agree += seen == ran
+            total += 1
+    return agree / total if total else None
+
+
+def _overlap(spans, b0: int, b1: int) -> int:
+    return sum(max(0, min(e, b1) - max(s, b0)) for s, e in spans)

@@ -5,8 +5,10 @@
 It starts its threads and parks them on a Barrier, prints one JSON line with their
 TIDs (``ready``), waits for ``go`` on stdin, runs, and prints one JSON line with its
 own ground truth (``truth``): per task the CLOCK_MONOTONIC start and end and the
-thread's CPU time, and in the convoy, how late each 1 ms sleep came back. The parent
-compares its rebuilt timeline with this truth.
+thread's CPU time, and in the convoy, how late each 1 ms sleep came back. With
+``--truth`` each task is a pure-Python loop that stamps its progress and also reports
+when it did not run (``gaps_ns``). The parent compares its rebuilt timeline with this
+truth (record.cpu_agreement, scripts/timeline_accuracy.py, the slow tests).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from gillab import kernels
 from gillab.measure import calibrate_n
-from gillab.timeline.measure import task_clocks
+from gillab.timeline.measure import stamped_loop, stamped_steps, task_clocks
 
 #: The convoy's IO thread: sleep this long, again and again, beside a CPU thread.
 CONVOY_SLEEP_S = 0.001
@@ -41,6 +43,14 @@ def _task(kernel, n: int, p: int) -> dict:
     kernel(n, p)
     t1, c1 = task_clocks()
     return {"tid": threading.get_native_id(), "t0_ns": t0, "t1_ns": t1, "cpu_ns": c1 - c0}
+
+
+def _truth_task(steps: int) -> dict:
+    t0, c0 = task_clocks()
+    gaps = stamped_loop(steps)
+    t1, c1 = task_clocks()
+    return {"tid": threading.get_native_id(), "t0_ns": t0, "t1_ns": t1, "cpu_ns": c1 - c0,
+            "gaps_ns": gaps}
 
 
 def _sleeper(stop: threading.Event) -> dict:
@@ -66,12 +76,20 @@ def main(argv=None) -> int:
     parser.add_argument("--switch-interval", type=float)
     parser.add_argument("--convoy", action="store_true",
                         help="one CPU thread running KERNEL beside a thread doing 1 ms sleeps")
+    parser.add_argument("--truth", action="store_true",
+                        help="instead of KERNEL, a pure-Python loop that stamps its progress: "
+                             "each task reports when it did not run (gaps_ns)")
     args = parser.parse_args(argv)
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
-    kernel = kernels.get(args.kernel)
     p = kernels.DEFAULT_P
-    n = args.n or calibrate_n(kernel, args.seconds, p)
+    if args.truth:
+        n = args.n or stamped_steps(args.seconds)
+        task = lambda: _truth_task(n)  # noqa: E731
+    else:
+        kernel = kernels.get(args.kernel)
+        n = args.n or calibrate_n(kernel, args.seconds, p)
+        task = lambda: _task(kernel, n, p)  # noqa: E731
 
     results: list = []
     tids: "queue.Queue[int]" = queue.Queue()
@@ -84,7 +102,7 @@ def main(argv=None) -> int:
             tids.put(threading.get_native_id())
             barrier.wait()
             try:
-                results.append({"role": "cpu", **_task(kernel, n, p)})
+                results.append({"role": "cpu", **task()})
             finally:
                 stop.set()
 
@@ -107,7 +125,7 @@ def main(argv=None) -> int:
 
         def run():
             for _ in range(args.workers):
-                results.append(_task(kernel, n, p))
+                results.append(task())
         release = lambda: None  # noqa: E731
     else:
         barrier = threading.Barrier(args.workers + 1)
@@ -115,7 +133,7 @@ def main(argv=None) -> int:
         def parked():
             tids.put((threading.get_native_id(), threading.current_thread().name))
             barrier.wait()
-            results.append(_task(kernel, n, p))
+            results.append(task())
 
         if args.executor == "threads":
             threads = [threading.Thread(target=parked, name=f"worker-{i}")
@@ -137,7 +155,8 @@ def main(argv=None) -> int:
         release = barrier.wait
 
     gil_enabled = getattr(sys, "_is_gil_enabled", lambda: True)()
-    print(json.dumps({"tids": ids, "names": names, "n": n, "kernel": args.kernel,
+    print(json.dumps({"tids": ids, "names": names, "n": n,
+                      "kernel": "truth" if args.truth else args.kernel,
                       "executor": "convoy" if args.convoy else args.executor,
                       "workers": 2 if args.convoy else args.workers,
                       "switch_interval": sys.getswitchinterval(),
