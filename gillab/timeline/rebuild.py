@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-from gillab.timeline.gilmap import CPU, QUEUED, SHORT
+from gillab.timeline.gilmap import CPU, IO, QUEUED, SHORT
 
 RUNNING = -100
 GONE = -200
@@ -99,7 +99,8 @@ def rebuild(samples, classify: Callable[[int, int], str], period_ns: int) -> lis
 
     ``classify(state, arg0)`` names a blocked state (GIL wait, lock wait, IO).
     A wake-up shorter than a quarter of the period that goes straight back to the same
-    wait (a GIL waiter's timed-out check) is drawn as that wait.
+    wait (a GIL waiter's timed-out check) is drawn as that wait; a sleeper's or an IO
+    thread's wake-up is always drawn (queued, then on CPU).
     """
     samples = [s for s in samples if s[4] != GONE]
     if len(samples) < 2:
@@ -117,7 +118,9 @@ def rebuild(samples, classify: Callable[[int, int], str], period_ns: int) -> lis
         b0, b1 = _blocked(s0), _blocked(s1)
         if b0 and b1:
             before, after = classify(s0[4], s0[5]), classify(s1[4], s1[5])
-            if before == after and (c + q) * 4 < period_ns:
+            # A waiter's check is part of its wait; a sleeper's wake-up is not: each
+            # one is what the convoy measures (wake -> run), however short.
+            if before == after and before != IO and (c + q) * 4 < period_ns:
                 pieces.append((length, before))
             else:
                 pieces += [(idle // 2, before), (q, QUEUED), (c, CPU), (idle - idle // 2, after)]
