@@ -116,6 +116,16 @@ class TestRebuild:
                              switches_at=lambda i: i // 10), GIL.classify, PERIOD)
         assert ivs == [Interval(0, 29 * PERIOD, GIL_WAIT)]
 
+    def test_a_sleepers_short_wake_up_is_drawn_not_folded(self):
+        # 1 ms sleeps, each wake-up 30 us on CPU and straight back to sleep, between
+        # two samples: unlike a GIL waiter's check, every wake-up is counted.
+        states = ["sleep"] * 21
+        ivs = rebuild(stream(states, cpu_at=lambda i: (i + 1) // 2 * 30_000,
+                             switches_at=lambda i: (i + 1) // 2), GIL.classify, PERIOD)
+        line = summarize_thread(1, "io", ivs)
+        assert line.wakeups == 10 and line.median_wake_to_run_ms == 0
+        assert total(ivs, CPU) == pytest.approx(0.3, abs=0.01)
+
     def test_convoy_sleeper_wakes_then_waits_for_the_gil(self):
         # 1 ms sleep, 5 ms GIL wait, a blink on CPU, again: the IO thread of the convoy.
         cycle = ["sleep"] * 2 + ["gil"] * 10
