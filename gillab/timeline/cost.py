@@ -1,14 +1,19 @@
-"""What the sampler costs the program it watches: the same lab child watched and not,
-interleaved (scripts/timeline_cost.py prints it; docs/timeline.md quotes it).
+"""What the sampler costs the program it watches: the same lab child unwatched, watched
+at the default (a steady step while no thread changes state) and watched at a fixed
+period, interleaved (scripts/timeline_cost.py prints it; docs/timeline.md quotes it).
 A measuring module: it reads the child's own clocks; it never prints."""
 from __future__ import annotations
 
 import subprocess
 
 from gillab import stats
-from gillab.timeline.measure import _kill, _read_json_line, _start, lab_child_argv, watch_lab_child
+from gillab.timeline.measure import (_kill, _read_json_line, _start, lab_child_argv,
+                                     steady_ns, watch_lab_child)
 
-__all__ = ["run_unwatched", "sampler_cost"]
+__all__ = ["run_unwatched", "sampler_cost", "MODES"]
+
+#: The three ways one round runs the child; the order rotates from round to round.
+MODES = ("unwatched", "default", "fixed")
 
 
 def run_unwatched(argv: list[str]) -> dict:
@@ -25,28 +30,32 @@ def run_unwatched(argv: list[str]) -> dict:
     return {**ready, **truth}
 
 
-def sampler_cost(kernel: str, workers: int, seconds: float, pairs: int, period_ns: int,
-                 n: int | None = None, steady: int = 0) -> dict:
-    """Wall time of the child's work (go to done), watched and not, interleaved
-    ``pairs`` times (the order alternates); medians and the relative slowdown."""
+def sampler_cost(kernel: str, workers: int, seconds: float, rounds: int, period_ns: int,
+                 n: int | None = None) -> dict:
+    """Wall time of the child's work (go to done) in each of MODES, ``rounds`` times,
+    the order rotating; per mode the median, its slowdown against unwatched, and the
+    sampler's share of one core."""
     argv = lab_child_argv(kernel, "threads", workers, seconds, None, False)
     if n is None:
         n = run_unwatched(argv)["n"]
     argv += ["--n", str(n)]
-    walls = {"watched": [], "unwatched": []}
-    shares = []
-    for i in range(pairs):
-        for mode in (("watched", "unwatched") if i % 2 == 0 else ("unwatched", "watched")):
-            if mode == "watched":
-                rec = watch_lab_child(argv, period_ns, steady=steady)
-                child = rec.child
-                span = (rec.t_end_ns - rec.t_start_ns) / 1e9
-                shares.append(rec.sampler_cpu_s / span)
-            else:
+    walls: dict = {mode: [] for mode in MODES}
+    shares: dict = {mode: [] for mode in MODES[1:]}
+    for r in range(rounds):
+        for mode in MODES[r % 3:] + MODES[:r % 3]:
+            if mode == "unwatched":
                 child = run_unwatched(argv)
+            else:
+                rec = watch_lab_child(argv, period_ns,
+                                      steady=steady_ns(period_ns, fixed=mode == "fixed"))
+                child = rec.child
+                shares[mode].append(rec.sampler_cpu_s / ((rec.t_end_ns - rec.t_start_ns) / 1e9))
             walls[mode].append((child["t_done_ns"] - child["t_go_ns"]) / 1e6)
-    watched, unwatched = stats.median(walls["watched"]), stats.median(walls["unwatched"])
-    return {"kernel": kernel, "workers": workers, "n": n, "pairs": pairs,
-            "watched_ms": watched, "unwatched_ms": unwatched,
-            "slowdown": watched / unwatched - 1, "sampler_core_share": stats.median(shares),
-            "watched_all_ms": walls["watched"], "unwatched_all_ms": walls["unwatched"]}
+    base = stats.median(walls["unwatched"])
+    out = {"kernel": kernel, "workers": workers, "n": n, "rounds": rounds,
+           "unwatched_ms": base, "walls_ms": walls}
+    for mode in MODES[1:]:
+        out[mode] = {"ms": stats.median(walls[mode]),
+                     "slowdown": stats.median(walls[mode]) / base - 1,
+                     "sampler_core_share": stats.median(shares[mode])}
+    return out
