@@ -185,14 +185,15 @@ def format_thread_table(tl: Timeline) -> list[str]:
         head = "thread              cpu     futex  lock"
     else:
         head = "thread              cpu  GIL wait  lock"
-    lines = [head + "  queued   IO  | median run  hold  " + ("    wait" if tl.wchan else "GIL wait")
-             + "  wake->run | hand-offs"]
+    lines = [head + "  queued   IO  short | median run  hold  "
+             + ("    wait" if tl.wchan else "GIL wait") + "  wake->run | hand-offs"]
     for th in tl.threads:
         s = th.shares
         waited = s[FUTEX] if tl.wchan else s[GIL_WAIT]
         lines.append(
             f"{_label(th, 18)}{s['cpu']:4.0%}  {waited:7.0%}  {s['lock_wait']:4.0%}  "
-            f"{s['queued']:6.0%}  {s['io']:3.0%}  | {_ms(th.median_run_ms):>7} ms "
+            f"{s['queued']:6.0%}  {s['io']:3.0%}  {s['short']:5.0%} | "
+            f"{_ms(th.median_run_ms):>7} ms "
             f"{_ms(th.median_hold_ms):>5}  {_ms(th.median_gil_wait_ms):>8}  "
             f"{_ms(th.median_wake_to_run_ms):>9} | {th.handoffs:>9}")
     lines.append(f"two or more threads on a CPU at once: {tl.together_on_cpu:.0%} of the time "
@@ -216,8 +217,12 @@ def reading_line(tl: Timeline) -> str:
     queued = sum(th.shares[QUEUED] for th in threads) / len(threads)
     sleepers = [th for th in tl.threads if th.median_wake_to_run_ms is not None and th.wakeups >= 5
                 and th.shares[IO] > 0.05]
+    short = sum(th.shares[SHORT] for th in threads) / len(threads)
     note = (f" (the OS also queued the threads {queued:.0%} of the time: the machine is busy)"
             if queued > 0.1 else "")
+    if short > 0.1:
+        note += (f" (the threads also lost {short:.0%} of the time to blocks shorter than a "
+                 "sample or, in a VM, to the hypervisor: the machine is busy)")
     if tl.wchan:
         futex = sum(th.shares[FUTEX] for th in threads) / len(threads)
         return (f"the threads waited on a futex {futex:.0%} of the time, the GIL or another "
