@@ -387,6 +387,15 @@ class TestSummary:
         assert "released it" in text and "lost 20% of the time" in text
         c = summarize_thread(3, "c", [iv(0, 100, CPU)])
         assert "hypervisor" not in reading_line(timeline([c, c], 100))
+        # Threads taking turns at 1 ms block briefly at every hand-off: not lost time.
+        def turn(k, mine):  # 1 ms turns; every other turn drawn `,` (25 % short)
+            if k % 2 != mine:
+                return iv(k, k + 1, GIL_WAIT)
+            return iv(k, k + 1, SHORT if k % 4 in (0, 1) else CPU)
+        turns = [summarize_thread(10 + m, f"t{m}", [turn(k, m) for k in range(48)])
+                 for m in (0, 1)]
+        assert turns[0].shares[SHORT] == pytest.approx(0.25)
+        assert "hypervisor" not in reading_line(timeline(turns, 48))
 
     def test_long_holds_read_as_a_whole_c_call(self):
         a, b = turn_taking(hold=120.0, n=4)
@@ -616,7 +625,9 @@ def _too_busy(tl, limit=0.12):
     runnable threads lost that no counter accounts for (`short`: in a VM, mostly the
     hypervisor's steal; one run here lost 16 % so and read together 76 %)."""
     queued = sum(th.shares[QUEUED] for th in tl.threads) / len(tl.threads)
-    lost = sum(th.shares[SHORT] for th in tl.threads) / len(tl.threads)
+    # Short blocks are also hand-offs between samples where threads take turns.
+    lost = sum(th.shares[SHORT] for th in tl.threads
+               if th.shares[GIL_WAIT] < 0.05) / len(tl.threads)
     return queued + lost > limit, (f"the OS queued the watched threads {queued:.0%} of "
                                    f"the time and {lost:.0%} went unaccounted (steal)")
 

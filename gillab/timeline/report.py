@@ -217,7 +217,10 @@ def reading_line(tl: Timeline) -> str:
     queued = sum(th.shares[QUEUED] for th in threads) / len(threads)
     sleepers = [th for th in tl.threads if th.median_wake_to_run_ms is not None and th.wakeups >= 5
                 and th.shares[IO] > 0.05]
-    short = sum(th.shares[SHORT] for th in threads) / len(threads)
+    # Blocks shorter than a sample are also every hand-off of threads taking turns at
+    # a short switch interval; only where nobody waits for the GIL are they lost time.
+    short = (sum(th.shares[SHORT] for th in threads) / len(threads)
+             if gil_share < 0.05 else 0.0)
     note = (f" (the OS also queued the threads {queued:.0%} of the time: the machine is busy)"
             if queued > 0.1 else "")
     if short > 0.1:
