@@ -185,6 +185,17 @@ class TestGilMap:
         assert "no GIL" in gil.source
         assert gil.classify(202, GIL_ADDR) == LOCK_WAIT
 
+    def test_a_free_threaded_build_is_told_by_its_symbols_and_keeps_the_gils_range(self):
+        # /opt/py313t's binary is called python3.13: its exported symbols say what it is.
+        # If its GIL is turned on (PYTHON_GIL=1), waits on it are still found.
+        lib = "/opt/py/lib/libpython3.11.so.1.0"
+        gil = find_gil(MAPS, self.symbols({lib: (0x34E540, 166688, 0)}), machine="x86_64",
+                       free_threaded_of=lambda path: path == lib)
+        assert gil.free_threaded and gil.classify(202, gil.start + 0x1B0) == GIL_WAIT
+        plain = find_gil(MAPS, self.symbols({lib: (0x34E540, 166688, 0)}), machine="x86_64",
+                         free_threaded_of=lambda path: False)
+        assert not plain.free_threaded
+
     def test_missing_symbol_says_where_it_looked(self):
         gil = find_gil(MAPS, self.symbols({}), machine="x86_64")
         assert gil.start is None and "libpython3.11" in gil.source
@@ -364,6 +375,12 @@ class TestSummary:
         sleeper = [summarize_thread(1, "a", [iv(0, 50, CPU)]),
                    summarize_thread(2, "b", [iv(0, 50, IO)])]
         assert together(sleeper, 0, 50 * MS) == 0
+        # A main thread in join() waits on a lock: it has nothing to run, so the tail
+        # where one worker is left beside it does not count.
+        joined = [summarize_thread(1, "main", [iv(0, 100, LOCK_WAIT)]),
+                  summarize_thread(2, "a", [iv(0, 50, CPU)]),
+                  summarize_thread(3, "b", [iv(0, 100, CPU)])]
+        assert together(joined, 0, 100 * MS) == 1.0
 
     def test_a_1_ms_interval_reads_from_the_runs_when_holds_merged(self):
         # At 1 ms a missed hand-off joins two turns into one hold of 2.8 ms; the
@@ -550,6 +567,30 @@ class TestProgramRuns:
         assert sum(th["shares"]["gil_wait"] for th in data["threads"]) > 0.2
         assert "reading:" in result.stdout
         json.loads((tmp_path / "t.trace").read_text())
+
+    @pytest.mark.parametrize("gil", ["0", "1"])
+    def test_a_free_threaded_python_with_its_gil_off_and_on(self, tmp_path, gil):
+        from tests.test_interpreters import free_threaded_python
+
+        python = free_threaded_python()
+        if python is None:
+            pytest.skip("no free-threaded Python (/opt/py313t or $GILLAB_TEST_FT_PYTHON)")
+        script = tmp_path / "two.py"
+        script.write_text("import threading\n"
+                          "def f():\n    s = 0\n    for i in range(3_000_000): s += i\n"
+                          "ts = [threading.Thread(target=f) for _ in range(2)]\n"
+                          "[t.start() for t in ts]; [t.join() for t in ts]\n")
+        out = tmp_path / "t.json"
+        result = run_gillab("timeline", "-q", "--json", str(out), "--", python,
+                            "-X", f"gil={gil}", str(script))
+        assert result.returncode == 0, result.stderr
+        data = json.loads(out.read_text())
+        assert data["free_threaded"] is True
+        waited = sum(th["shares"]["gil_wait"] for th in data["threads"])
+        if gil == "0":
+            assert waited == 0 and "free-threaded build: no GIL" in result.stdout
+        else:
+            assert waited > 0.2 and "GIL turned on" in result.stdout
 
     @pytest.mark.parametrize("wchan", [False, True])
     def test_attach_to_a_running_process(self, tmp_path, wchan):

@@ -32,6 +32,9 @@ STATES = (CPU, GIL_WAIT, LOCK_WAIT, QUEUED, IO, SHORT, FUTEX)
 WCHAN_FUTEX, WCHAN_OTHER = -10, -11
 
 _FREE_THREADED_NAME = re.compile(r"python3\.\d+t(?:[-.]|$)")
+#: Exported only by free-threaded builds (Py_DECREF calls it from extensions), 3.13t
+#: on: the build is told by its symbols even when its binary is not named python3.Nt.
+FREE_THREADED_SYMBOL = "_Py_MergeZeroLocalRefcount"
 
 
 @dataclass(frozen=True)
@@ -110,17 +113,30 @@ def _elf_symbol(path: str, name: str, mtime_ns: int, size: int):
     return None
 
 
+def exports_free_threaded(path: str) -> bool:
+    """Is PATH (a python binary or libpython) a free-threaded build?"""
+    try:
+        return elf_symbol(path, FREE_THREADED_SYMBOL) is not None
+    except (OSError, ValueError):
+        return False
+
+
 def find_gil(maps_text: str, symbol_of: Callable[[str], tuple[int, int, int] | None] = elf_symbol,
-             machine: str | None = None) -> GilMap:
-    """The GIL's range from a process's maps text; ``symbol_of`` reads a file's ELF."""
+             machine: str | None = None,
+             free_threaded_of: Callable[[str], bool] = exports_free_threaded) -> GilMap:
+    """The GIL's range from a process's maps text; ``symbol_of`` reads a file's ELF.
+
+    A free-threaded build runs without the GIL unless it is turned on (PYTHON_GIL=1,
+    -X gil=1, or an extension not marked free-threading-safe), and then it lives where
+    a default build keeps it, inside _PyRuntime: the range is found all the same, so
+    such waits still show, and ``free_threaded`` says which build it is."""
     futex_nr = FUTEX_NR.get(machine or platform.machine())
     maps = parse_maps(maps_text)
     files = candidate_files(maps)
-    if any(_FREE_THREADED_NAME.search(os.path.basename(p)) for p in files):
-        return GilMap(None, None, "free-threaded build: there is no GIL to wait for",
-                      free_threaded=True, futex_nr=futex_nr)
+    free = any(_FREE_THREADED_NAME.search(os.path.basename(p)) for p in files)
     if futex_nr is None:
-        return GilMap(None, None, f"futex syscall number unknown on {machine}", futex_nr=None)
+        return GilMap(None, None, f"futex syscall number unknown on {machine}", futex_nr=None,
+                      free_threaded=free)
     for path in files:
         try:
             found = symbol_of(path)
@@ -135,7 +151,11 @@ def find_gil(maps_text: str, symbol_of: Callable[[str], tuple[int, int, int] | N
         if base is None:
             continue
         start = base - (first_load & ~0xFFF) + value
-        return GilMap(start, start + max(size, 1), path, futex_nr=futex_nr)
+        return GilMap(start, start + max(size, 1), path, futex_nr=futex_nr,
+                      free_threaded=free or free_threaded_of(path))
+    if free:
+        return GilMap(None, None, "free-threaded build: there is no GIL to wait for",
+                      free_threaded=True, futex_nr=futex_nr)
     where = ", ".join(files) or "any mapped python"
     return GilMap(None, None, f"no _PyRuntime symbol in {where}", futex_nr=futex_nr)
 

@@ -267,16 +267,22 @@ def _wake_to_run(intervals) -> list[float]:
     return out
 
 
+#: The states in which a thread has work for a CPU: on one, queued for one, or waiting
+#: for the GIL to run (and a wchan futex, which may be the GIL). Not IO or sleep, and
+#: not another lock: a main thread in join() has nothing to run.
+WORKING = (CPU, QUEUED, SHORT, GIL_WAIT, FUTEX)
+
+
 def together(lines, t0: int, t1: int) -> float:
-    """Of the time two or more threads had work (any state but IO or sleep: on a CPU,
-    queued, waiting for the GIL or a lock), the share during which two or more were on
-    a CPU at once. Time when only one thread is left (the other finished first, or
-    sleeps) says nothing about the GIL and does not count; a GIL or lock wait does."""
+    """Of the time two or more threads had work (WORKING), the share during which two
+    or more were on a CPU at once. Time when only one thread is left (the other
+    finished first, sleeps, or waits in join()) says nothing about the GIL and does
+    not count; a GIL wait does."""
     events = []
     for th in lines:
         for iv in th.intervals:
             start, end = max(iv.start_ns, t0), min(iv.end_ns, t1)
-            if end <= start or iv.state == IO:
+            if end <= start or iv.state not in WORKING:
                 continue
             on = iv.state == CPU
             events += [(start, 1, on), (end, -1, on)]

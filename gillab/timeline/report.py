@@ -123,8 +123,12 @@ def format_timeline(tl: Timeline, window: Window, colour: bool = False,
             + f" (mean {tl.sampler.get('achieved_period_ms', 0):.2f} ms)"]
     if tl.attached_note:
         head.append(tl.attached_note)
-    if tl.free_threaded:
-        head.append("free-threaded build: there is no GIL to wait for; waits are locks or IO")
+    if tl.free_threaded and gil_waited(tl):
+        head.append("free-threaded build with its GIL turned on (PYTHON_GIL=1, -X gil=1, or an "
+                    "extension not marked free-threading-safe)")
+    elif tl.free_threaded:
+        head.append("free-threaded build: the GIL is off, no thread waited for it; waits are "
+                    "locks or IO")
     elif tl.gil_note and not tl.gil_note.startswith("_PyRuntime") and not tl.wchan:
         head.append(f"GIL not located ({tl.gil_note}): futex waits all show as lock waits")
     shown = _legend_states(tl)
@@ -156,10 +160,15 @@ def format_timeline(tl: Timeline, window: Window, colour: bool = False,
     return capture.get().rstrip("\n").split("\n")
 
 
+def gil_waited(tl: Timeline) -> bool:
+    """Did any thread wait for the GIL (a free-threaded build with it turned on does)?"""
+    return any(th.shares.get(GIL_WAIT, 0) > 0 for th in tl.threads)
+
+
 def _legend_states(tl: Timeline) -> tuple:
     if tl.wchan:
         return (CPU, FUTEX, QUEUED, IO, SHORT)
-    if tl.free_threaded:
+    if tl.free_threaded and not gil_waited(tl):
         return (CPU, LOCK_WAIT, QUEUED, IO, SHORT)
     return (CPU, GIL_WAIT, LOCK_WAIT, QUEUED, IO, SHORT)
 
@@ -197,7 +206,7 @@ def format_thread_table(tl: Timeline) -> list[str]:
             f"{_ms(th.median_hold_ms):>5}  {_ms(th.median_gil_wait_ms):>8}  "
             f"{_ms(th.median_wake_to_run_ms):>9} | {th.handoffs:>9}")
     lines.append(f"two or more threads on a CPU at once: {tl.together_on_cpu:.0%} of the time "
-                 "two or more had work (not IO or sleep)")
+                 "two or more had work (ran, queued or waited for the GIL)")
     return lines
 
 
@@ -231,9 +240,9 @@ def reading_line(tl: Timeline) -> str:
         return (f"the threads waited on a futex {futex:.0%} of the time, the GIL or another "
                 f"lock: without the syscall files gillab cannot tell which (start the program "
                 f"with gillab timeline -- to see){note}")
-    if tl.free_threaded:
+    if tl.free_threaded and not gil_waited(tl):
         return (f"free-threaded build: no GIL; threads on CPUs together "
-                f"{tl.together_on_cpu:.0%} of the time{note}")
+                f"{tl.together_on_cpu:.0%} of the time they had work{note}")
     if sleepers:
         th = sleepers[0]
         wake = th.median_wake_to_run_ms
