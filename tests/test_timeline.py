@@ -568,6 +568,26 @@ class TestProgramRuns:
         assert "reading:" in result.stdout
         json.loads((tmp_path / "t.trace").read_text())
 
+    def test_a_program_is_watched_from_its_start(self, tmp_path):
+        # Looking the GIL up in libpython's symbol tables takes 0.1-1 s: it is done after
+        # the run, so even a program that lasts 0.4 s is watched from its first samples.
+        script = tmp_path / "short.py"
+        script.write_text("import threading, time\n"
+                          "def f():\n    t = time.time()\n    while time.time() - t < 0.4: pass\n"
+                          "ts = [threading.Thread(target=f) for _ in range(2)]\n"
+                          "[t.start() for t in ts]; [t.join() for t in ts]\n")
+        out = tmp_path / "t.json"
+        result = run_gillab("timeline", "-q", "--json", str(out), "--", sys.executable,
+                            str(script))
+        assert result.returncode == 0, result.stderr
+        data = json.loads(out.read_text())
+        assert data["wall_ms"] >= 400 and "_PyRuntime" in data["gil"]
+        workers = [th for th in data["threads"] if th["name"] != "main"]
+        assert len(workers) == 2
+        # Each worker's 0.4 s reads 390-404 ms here; a new thread is picked up within a
+        # 10 ms chunk. Before the fix the first ~1 s went unwatched: nothing at all.
+        assert all(th["intervals"][-1][1] - th["intervals"][0][0] >= 300 for th in workers)
+
     @pytest.mark.parametrize("gil", ["0", "1"])
     def test_a_free_threaded_python_with_its_gil_off_and_on(self, tmp_path, gil):
         from tests.test_interpreters import free_threaded_python

@@ -88,22 +88,24 @@ def candidate_files(maps: list[Mapping]) -> list[str]:
     return seen
 
 
-def elf_symbol(path: str, name: str = "_PyRuntime") -> tuple[int, int, int] | None:
+def elf_symbol(path: str, name: str = "_PyRuntime",
+               tables: tuple = (".dynsym", ".symtab")) -> tuple[int, int, int] | None:
     """(symbol value, size, first PT_LOAD vaddr) from PATH's .dynsym or .symtab.
-    Remembered per file and modification time: reading a symbol table takes ~0.2 s."""
+    Remembered per file and modification time: reading a symbol table takes ~0.2 s
+    (.symtab, searched when .dynsym lacks the name, up to ~0.8 s for libpython)."""
     stat = os.stat(path)
-    return _elf_symbol(path, name, stat.st_mtime_ns, stat.st_size)
+    return _elf_symbol(path, name, stat.st_mtime_ns, stat.st_size, tables)
 
 
 @functools.lru_cache(maxsize=16)
-def _elf_symbol(path: str, name: str, mtime_ns: int, size: int):
+def _elf_symbol(path: str, name: str, mtime_ns: int, size: int, tables: tuple):
     from elftools.elf.elffile import ELFFile
 
     with open(path, "rb") as f:
         elf = ELFFile(f)
         first_load = min((seg["p_vaddr"] - seg["p_offset"] for seg in elf.iter_segments()
                           if seg["p_type"] == "PT_LOAD"), default=0)
-        for table in (".dynsym", ".symtab"):
+        for table in tables:
             section = elf.get_section_by_name(table)
             if section is None:
                 continue
@@ -115,8 +117,8 @@ def _elf_symbol(path: str, name: str, mtime_ns: int, size: int):
 
 def exports_free_threaded(path: str) -> bool:
     """Is PATH (a python binary or libpython) a free-threaded build?"""
-    try:
-        return elf_symbol(path, FREE_THREADED_SYMBOL) is not None
+    try:  # exported, so in .dynsym: the large .symtab need not be read
+        return elf_symbol(path, FREE_THREADED_SYMBOL, (".dynsym",)) is not None
     except (OSError, ValueError):
         return False
 

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass, field
 
 from gillab.errors import UserError
-from gillab.timeline.gilmap import GilMap, gil_of_process
+from gillab.timeline.gilmap import GilMap, find_gil, gil_of_process
 
 #: One sample of one thread: (t_ns, cpu_ns, queue_ns, switch_ins, state, arg0).
 Sample = tuple
@@ -27,6 +27,10 @@ STATE_GONE = -200
 CHUNK_NS = 50_000_000
 #: Sampling before the lab child is told to go: every thread parked, counters exact.
 LEAD_IN_NS = 20_000_000
+#: A watched program's memory map is read every chunk for its first chunks (10 ms
+#: each), then every MAPS_LATE_EVERY chunks; the GIL is looked up in it after the run.
+MAPS_EARLY_CHUNKS = 50
+MAPS_LATE_EVERY = 50
 #: While every thread stays put (runs on, or waits on), the sampler steps this many
 #: periods instead of one (ext/_sampler.pyx: FAST_HOLD after any change, it is back).
 STEADY_PERIODS = 2
@@ -355,13 +359,15 @@ def _watch_tasks(pid: int, proc, period_ns: int, max_s: float | None, wchan: boo
     streams: dict = {}
     chunks: list = []
     rounds = 0
-    gil = None
+    maps_text = None
+    chunk = 0
     try:
         cpu0 = _cpu_self()
         t_start = clock_ns()
         deadline = t_start + period_ns
         stop_at = None  # counted from the first sample: the set-up can take a while
         while proc.poll() is None:
+            chunk += 1
             try:
                 tids = sorted(int(t) for t in os.listdir(f"/proc/{proc.pid}/task"))
             except OSError:
@@ -370,11 +376,13 @@ def _watch_tasks(pid: int, proc, period_ns: int, max_s: float | None, wchan: boo
                 if tid not in streams and files.add(tid):
                     name = "main" if tid == proc.pid else files.names[tid]
                     streams[tid] = ThreadStream(tid, name)
-            if gil is None or gil.start is None and not gil.free_threaded:
-                # The interpreter maps libpython within milliseconds of exec: look again
-                # until it is there (a program that is not Python never has it).
+            if chunk <= MAPS_EARLY_CHUNKS or chunk % MAPS_LATE_EVERY == 0:
+                # Only the text now: finding _PyRuntime in its files' symbol tables takes
+                # 0.1-1 s, which would leave the program unwatched (a 1 s program gone).
+                # Read often while libpython is being mapped, rarely after (a dlopen).
                 try:
-                    gil = gil_of_process(proc.pid)
+                    with open(f"/proc/{proc.pid}/maps") as f:
+                        maps_text = f.read() or maps_text
                 except OSError:
                     pass
             live = [t for t in files.order if files.tails.get(t, b"")[24:32] !=
@@ -402,8 +410,10 @@ def _watch_tasks(pid: int, proc, period_ns: int, max_s: float | None, wchan: boo
         files.close()
         if child:
             _kill(proc)
-    if gil is None:
+    if maps_text is None:
         gil = GilMap(None, None, "the program ended before its memory map could be read")
+    else:
+        gil = find_gil(maps_text)
     starts = [s.samples[0][0] for s in streams.values() if s.samples]
     ends = [s.samples[-1][0] for s in streams.values() if s.samples]
     if not starts:
