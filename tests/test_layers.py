@@ -127,6 +127,7 @@ MEASURING_MODULES = (
     "gillab/demos/*",
     # The timeline's sampler driver and its cost, check's measuring module.
     "gillab/timeline/measure.py",
+    "gillab/timeline/stamps.py",
     "gillab/timeline/cost.py",
     "gillab/checker/measure.py",
 )

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from gillab import kernels
 from gillab.measure import calibrate_n
-from gillab.timeline.measure import stamped_loop, stamped_steps, task_clocks
+from gillab.timeline.stamps import stamped_loop, stamped_steps, task_clocks
 
 #: The convoy's IO thread: sleep this long, again and again, beside a CPU thread.
 CONVOY_SLEEP_S = 0.001
