@@ -622,3 +622,18 @@ def test_after_ctrl_c_a_half_built_object_prints_nothing():
                             timeout=30)
     assert result.returncode == 0 and result.stdout == "done\n", result
     assert result.stderr == "", result.stderr
+
+
+def test_ctrl_c_while_worker_processes_start_leaves_nothing_to_join():
+    """A clean-clone CI run caught Ctrl-C landing between two Process.start() calls:
+    the cleanup joined the process never started ("can only join a started
+    process": an internal error, exit 1 instead of 130)."""
+    from gillab.executors.processes import Processes
+
+    executor = Processes(2)
+    started = executor.context.Process(target=time.sleep, args=(0,), daemon=True)
+    never = executor.context.Process(target=time.sleep, args=(0,), daemon=True)
+    executor._live = [started, never]
+    started.start()
+    executor.close()  # raised AssertionError before the fix
+    assert executor._live == [] and started.exitcode is not None

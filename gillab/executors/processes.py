@@ -69,6 +69,8 @@ class Processes(Executor):
 
     def close(self):
         for proc in self._live:
+            if proc.pid is None:
+                continue  # never started: Ctrl-C came while its siblings were starting
             if proc.is_alive():
                 proc.kill()
             proc.join()
