@@ -547,16 +547,20 @@ class TestBadInput:
             cli.cmd_timeline(args)
 
 
+#: Two pure-Python threads counting, for the runs of "any program".
+TWO_THREADS = ("import threading\n"
+               "def f():\n    s = 0\n    for i in range(3_000_000): s += i\n"
+               "ts = [threading.Thread(target=f) for _ in range(2)]\n"
+               "[t.start() for t in ts]; [t.join() for t in ts]\n")
+
+
 @pytest.mark.slow
 class TestProgramRuns:
     """Watching any program, a window outside the run, and Ctrl-C."""
 
     def test_a_threaded_script(self, tmp_path):
         script = tmp_path / "two.py"
-        script.write_text("import threading\n"
-                          "def f():\n    s = 0\n    for i in range(3_000_000): s += i\n"
-                          "ts = [threading.Thread(target=f) for _ in range(2)]\n"
-                          "[t.start() for t in ts]; [t.join() for t in ts]\n")
+        script.write_text(TWO_THREADS)
         out = tmp_path / "t.json"
         result = run_gillab("timeline", "-q", "--json", str(out), "--trace",
                             str(tmp_path / "t.trace"), "--", sys.executable, str(script))
@@ -596,10 +600,7 @@ class TestProgramRuns:
         if python is None:
             pytest.skip("no free-threaded Python (/opt/py313t or $GILLAB_TEST_FT_PYTHON)")
         script = tmp_path / "two.py"
-        script.write_text("import threading\n"
-                          "def f():\n    s = 0\n    for i in range(3_000_000): s += i\n"
-                          "ts = [threading.Thread(target=f) for _ in range(2)]\n"
-                          "[t.start() for t in ts]; [t.join() for t in ts]\n")
+        script.write_text(TWO_THREADS)
         out = tmp_path / "t.json"
         result = run_gillab("timeline", "-q", "--json", str(out), "--", python,
                             "-X", f"gil={gil}", str(script))
