@@ -1,6 +1,6 @@
 """The glue between pytest-benchmark and gillab's own measuring.
 
-pytest-benchmark times the rounds; gillab.measure reads the CPU counters around
+pytest-benchmark times the rounds; gillab.measure.clocks reads the CPU counters around
 them; the figures every benchmark carries (speedup, cores used, correctness) go
 into ``benchmark.extra_info``. gevent cells are measured in a patched child by
 gillab's compare engine, since this process must never be patched.
@@ -10,9 +10,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from gillab import gevent_cells, kernels, measure, stats
-from gillab.environment import cpu_count
-from gillab.verdict import judge
+from gillab import kernels
+from gillab.measure import gevent_cells
+from gillab.measure import clocks as measure
+from gillab.core import stats
+from gillab.core.environment import cpu_count
+from gillab.compare.verdict import judge
 
 #: Share of the machine other processes may take before a cell's verdict says "noisy".
 NOISE_LIMIT = 0.10
@@ -37,7 +40,7 @@ class Timed:
 def run_rounds(benchmark, run, rounds: int) -> Timed:
     """Time ``run()`` for ``rounds`` rounds with pytest-benchmark, here in this process.
 
-    gillab.measure.measure_once reads the CPU and machine-load counters around all the
+    gillab.measure.clocks.measure_once reads the CPU and machine-load counters around all the
     rounds, outside pytest-benchmark's timed region (a snapshot scans /proc and would
     otherwise be timed with the work), and computes the share of the machine other
     processes took exactly as compare's noise guard does. It cannot retry like
@@ -66,7 +69,7 @@ def run_gevent_cell(benchmark, task: kernels.Task, workers: int, *, expected, se
                     io_bound: bool, repeat: int) -> Timed:
     """Measure one gevent cell in a fresh, monkey-patched child, as ``compare`` does.
 
-    The child times its own ``repeat`` runs (gillab.measure.measure_cell); those are the
+    The child times its own ``repeat`` runs (gillab.measure.clocks.measure_cell); those are the
     cell's figures. pytest-benchmark can only time the child as a whole, start-up
     included, so its one round is an upper bound, comparable between saved runs.
     """

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from gillab import kernels
-from gillab.executors import open_executor
+from gillab.measure.executors import open_executor
 
 from .cells import record_cell, run_gevent_cell, run_rounds
 

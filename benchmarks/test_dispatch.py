@@ -11,8 +11,8 @@ import math
 
 import pytest
 
-from gillab.dispatch import Dispatcher
-from gillab.measure import time_call
+from gillab.measure.dispatch import Dispatcher
+from gillab.measure.clocks import time_call
 
 from .cells import record, run_rounds
 

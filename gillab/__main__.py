@@ -12,43 +12,43 @@ import signal
 import sys
 import threading
 
-from gillab import checks
-from gillab.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError, UserError
-from gillab.terminal import ascii_safe_output, print_lines
+from gillab.cli import arguments as checks
+from gillab.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError, UserError
+from gillab.cli.terminal import ascii_safe_output, print_lines
 
 __all__ = ["create_parser", "main"]
 
 
 def cmd_env(args) -> list[str]:
-    from gillab.environment import collect_env
-    from gillab.report import format_env
+    from gillab.core.environment import collect_env
+    from gillab.compare.report import format_env
 
     return format_env(collect_env())
 
 
 def cmd_kernels(args) -> list[str]:
     from gillab import kernels
-    from gillab.report import format_kernels
+    from gillab.compare.report import format_kernels
 
     calibration = None
     if args.calibrate:
-        from gillab.measure import calibrate_kernels
+        from gillab.measure.clocks import calibrate_kernels
 
         calibration = calibrate_kernels(target_s=args.target_s)
     return format_kernels(kernels.KERNELS, calibration)
 
 
 def cmd_compare(args) -> list[str]:
-    from gillab.compare_cli import cmd_compare as run
+    from gillab.compare.cli import cmd_compare as run
 
     return run(args)
 
 
 def cmd_show(args) -> list[str]:
     # No gillab.kernels here: showing a saved run needs no compiled extension.
-    from gillab.descriptions import KERNEL_DESCRIPTIONS
-    from gillab.report import format_cost_table, format_table
-    from gillab.results import load_run
+    from gillab.core.descriptions import KERNEL_DESCRIPTIONS
+    from gillab.compare.report import format_cost_table, format_table
+    from gillab.compare.records import load_run
 
     try:
         run = load_run(args.path)
@@ -58,8 +58,8 @@ def cmd_show(args) -> list[str]:
         raise UserError(f"{args.path} is a directory, not a compare --json file") from None
     descriptions = dict(KERNEL_DESCRIPTIONS)
     if any(c.interpreter for c in run.cells):  # compare --python: side by side again
-        from gillab.pythons.merge import load_across
-        from gillab.report_across import format_side_by_side
+        from gillab.compare.merge import load_across
+        from gillab.compare.report_across import format_side_by_side
 
         run, envs = load_across(args.path)
         return format_side_by_side(run, envs, descriptions)
@@ -83,7 +83,7 @@ def cmd_demo(args) -> list[str]:
 
 
 def cmd_check(args) -> list[str]:
-    from gillab.checker.cli import cmd_check as run
+    from gillab.check.cli import cmd_check as run
 
     return run(args)
 
@@ -119,11 +119,11 @@ def create_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    from gillab.compare_cli import add_parser as add_compare_parser
+    from gillab.compare.cli import add_parser as add_compare_parser
 
     add_compare_parser(sub)
 
-    from gillab.checker.cli import add_parser as add_check_parser
+    from gillab.check.cli import add_parser as add_check_parser
 
     add_check_parser(sub)
 
@@ -171,9 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     Called as the program (argv None), it ends the process itself (os._exit) once its
     output is flushed, without interpreter clean-up: that would meet a Ctrl-C with
     default handling (death by signal, no status) and wait for threads that never
-    return. Every worker dies with this process (gillab.procutil).
+    return. Every worker dies with this process (gillab.core.procutil).
     """
-    from gillab import procutil
+    from gillab.core import procutil
 
     if argv is not None:
         previous = signal.getsignal(signal.SIGINT)
@@ -217,7 +217,7 @@ def _main_as_program() -> int:
 
 
 def _main(argv) -> int:
-    from gillab import procutil
+    from gillab.core import procutil
 
     ascii_safe_output()
     args = create_parser().parse_args(argv)
@@ -231,7 +231,7 @@ def _main(argv) -> int:
 
 
 def _run(args) -> int:
-    from gillab import procutil
+    from gillab.core import procutil
 
     try:
         lines = COMMANDS[args.command](args)

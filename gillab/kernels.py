@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from gillab.descriptions import KERNEL_DESCRIPTIONS
+from gillab.core.descriptions import KERNEL_DESCRIPTIONS
 
 try:
     from gillab import _kernels
@@ -114,7 +114,7 @@ class Task:
     target: str | None = None
     calls: int = 1   # calls a task makes: a short --target is looped until it can be timed
     #: Why this task must not run in gillab's own process (a --target that ended its
-    #: process or never returned when probed: see gillab.checks.probe_target), or None.
+    #: process or never returned when probed: see gillab.cli.arguments.probe_target), or None.
     unsafe_in_process: str | None = None
 
     def resolve(self) -> Callable:

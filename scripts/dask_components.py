@@ -25,8 +25,8 @@ import statistics
 import time
 
 from gillab import kernels
-from gillab.dask_cluster import local_cluster
-from gillab.measure import calibrate_n, cpu_snapshot, measure_once, run_task
+from gillab.measure.dask_cluster import local_cluster
+from gillab.measure.clocks import calibrate_n, cpu_snapshot, measure_once, run_task
 
 CONFIGS = {
     "dask defaults": {},

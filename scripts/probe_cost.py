@@ -8,7 +8,7 @@ import statistics
 import time
 
 from gillab import kernels
-from gillab.measure import GilProbe, calibrate_n
+from gillab.measure.clocks import GilProbe, calibrate_n
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gillab import stats
+from gillab.core import stats
 from gillab.timeline import measure, record
 
 

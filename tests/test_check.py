@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from gillab.checker.judge import find_threshold, judge
-from gillab.checker.record import SCHEMA, CheckResult, CheckSweep, Workers
-from gillab.checker.statement import parse_sweep, prepare
-from gillab.errors import UsageError
+from gillab.check.judge import find_threshold, judge
+from gillab.check.record import SCHEMA, CheckResult, CheckSweep, Workers
+from gillab.check.statement import parse_sweep, prepare
+from gillab.core.errors import UsageError
 
 from .conftest import run_gillab
 

@@ -11,9 +11,9 @@ import time
 import psutil
 import pytest
 
-from gillab import compare_cli as cli
+from gillab.compare import cli
 from gillab import kernels
-from gillab.executors import EXECUTORS
+from gillab.measure.executors import EXECUTORS
 
 from .conftest import retry_once, run_gillab
 
@@ -34,7 +34,7 @@ def test_parser_names_match_the_registries():
 def test_unavailable_executor_asked_for_by_name_is_a_usage_error(tmp_path):
     """-e NAME that cannot run here is refused up front (exit 2), like -e dask; only the
     default matrix skips an executor and says why (issue 17)."""
-    from gillab.executors import unavailable_reason
+    from gillab.measure.executors import unavailable_reason
 
     reason = unavailable_reason("interpreters")
     if reason is None:

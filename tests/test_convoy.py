@@ -16,7 +16,7 @@ import pytest
 from gillab import kernels
 from gillab.convoy import cli, measuring, records, report, verdict
 from gillab.__main__ import create_parser
-from gillab.errors import UsageError
+from gillab.core.errors import UsageError
 
 from .conftest import retry_once, run_gillab
 

@@ -8,12 +8,12 @@ import time
 
 import pytest
 
-from gillab import compare_cli as cli
+from gillab.compare import cli
 from gillab import kernels
-from gillab.compare import Plan
-from gillab.errors import UsageError
-from gillab.executors import open_executor
-from gillab.footprint import PeakMemory, measure_startup, tree_pss_mb
+from gillab.compare.engine import Plan
+from gillab.core.errors import UsageError
+from gillab.measure.executors import open_executor
+from gillab.measure.footprint import PeakMemory, measure_startup, tree_pss_mb
 
 from .conftest import retry_once, run_gillab
 

@@ -17,11 +17,11 @@ import psutil
 import pytest
 
 from gillab import kernels
-from gillab.dask_cells import (CONFIGS, DEFAULT_CONFIG, cell_figures, dask_reason, parse_shape,
+from gillab.measure.dask_cells import (CONFIGS, DEFAULT_CONFIG, cell_figures, dask_reason, parse_shape,
                                parse_shapes, plan_shapes, shape_of)
-from gillab.dask_cluster import cpu_delta
-from gillab.errors import UserError
-from gillab.measure import (CellMeasurement, ExtraCpu, RepeatResult, TaskResult, boot_id,
+from gillab.measure.dask_cluster import cpu_delta
+from gillab.core.errors import UserError
+from gillab.measure.clocks import (CellMeasurement, ExtraCpu, RepeatResult, TaskResult, boot_id,
                             calibrate_n, measure_cell)
 
 from .conftest import retry_once, run_gillab
@@ -77,7 +77,7 @@ def _task(kernel: str, seconds: float) -> kernels.Task:
 
 
 def _figures(task: kernels.Task, measured) -> dict:
-    """cores used, gil_wait and the answers' check, as gillab.compare computes them."""
+    """cores used, gil_wait and the answers' check, as gillab.compare.engine computes them."""
     assert not isinstance(measured, str), measured
     tasks = [t for r in measured.repeats for t in r.tasks]
     cpu = statistics.median(r.cpu_s for r in measured.repeats)
@@ -174,7 +174,7 @@ class TestRemoteCpu:
         assert cpu_delta(before, after) == (2.5, 0.0)
 
     def test_this_process_is_never_counted_twice(self):
-        from gillab.measure import process_cpu
+        from gillab.measure.clocks import process_cpu
 
         me = process_cpu()
         assert me["boot_id"] == boot_id()
@@ -262,7 +262,7 @@ class TestExistingScheduler:
     """--dask-scheduler: one line when it cannot be reached, and soon."""
 
     def test_unreachable_scheduler_is_one_line_within_10_s(self):
-        from gillab.dask_cells import measure_dask
+        from gillab.measure.dask_cells import measure_dask
 
         address = f"tcp://127.0.0.1:{_closed_port()}"
         started = time.monotonic()
@@ -273,7 +273,7 @@ class TestExistingScheduler:
         assert "\n" not in message and address in message
 
     def test_a_shape_cannot_be_imposed_on_it(self):
-        from gillab.dask_cells import measure_dask
+        from gillab.measure.dask_cells import measure_dask
 
         with pytest.raises(UserError, match="--dask-shape"):
             next(measure_dask(_task("py", 0.01), [2], shapes=("2x1",),
@@ -290,7 +290,7 @@ class TestLocalCluster:
     """A LocalCluster per shape, on loopback: the verdict's figures through CPU time."""
 
     def test_py_on_processes_runs_in_parallel_on_threads_takes_turns(self):
-        from gillab.dask_cells import measure_dask
+        from gillab.measure.dask_cells import measure_dask
 
         task = _task("py", 0.2)
 
@@ -318,7 +318,7 @@ class TestLocalCluster:
     def test_py_on_2x1_uses_two_cores_with_gillab_s_configuration(self):
         """Issue 12: 2x1 on `py` lost its speedup to distributed's own threads; with the
         configuration gillab measures by default, two processes use two cores."""
-        from gillab.dask_cells import DEFAULT_CONFIG, measure_dask
+        from gillab.measure.dask_cells import DEFAULT_CONFIG, measure_dask
 
         task = _task("py", 0.3)
 
@@ -335,7 +335,7 @@ class TestLocalCluster:
 
     def test_a_gil_holding_c_call_freezes_the_worker_event_loop(self):
         """Dask's own tick: held for the whole cy_gil call, barely touched by cy_nogil."""
-        from gillab.dask_cells import measure_dask
+        from gillab.measure.dask_cells import measure_dask
 
         def stall(kernel):
             task = _task(kernel, 0.5)
@@ -352,7 +352,7 @@ class TestLocalCluster:
         retry_once(check)
 
     def test_a_target_function_is_imported_by_the_spawned_workers(self):
-        from gillab.dask_cells import measure_dask
+        from gillab.measure.dask_cells import measure_dask
 
         task = kernels.Task(target="tests.targets:busy")
         [(k, measured, extra)] = measure_dask(task, [1], repeat=1, max_tries=1)
@@ -361,7 +361,7 @@ class TestLocalCluster:
         assert values == [kernels.load_target("tests.targets:busy")()]
 
     def test_a_dying_worker_is_the_cell_s_one_line_error(self):
-        from gillab.dask_cells import measure_dask
+        from gillab.measure.dask_cells import measure_dask
 
         task = kernels.Task(target="tests.targets:die_in_child")
         [(_, measured, extra)] = measure_dask(task, [1], repeat=1, max_tries=1, timeout_s=60)
@@ -370,7 +370,7 @@ class TestLocalCluster:
         assert extra["shape"] == "1x1" and extra["loop_stall_s"] is None
 
     def test_dispatch_cost_per_task(self):
-        from gillab.dask_cells import dispatch_us_dask
+        from gillab.measure.dask_cells import dispatch_us_dask
 
         with pytest.raises(ValueError):
             dispatch_us_dask(n_tasks=0)
@@ -424,7 +424,7 @@ def detached_cluster(tmp_path):
 @pytest.mark.slow
 def test_a_running_cluster_is_measured_as_it_is_shaped(detached_cluster):
     """Its shape comes from the scheduler; its workers' CPU comes from the workers."""
-    from gillab.dask_cells import check_scheduler, measure_dask
+    from gillab.measure.dask_cells import check_scheduler, measure_dask
 
     assert check_scheduler(detached_cluster) == "2x1"
     task = _task("cy_nogil", 0.15)
@@ -452,7 +452,7 @@ def test_a_running_cluster_is_measured_as_it_is_shaped(detached_cluster):
 _INTERRUPTED = """
 import sys
 from gillab import kernels
-from gillab.dask_cells import measure_dask
+from gillab.measure.dask_cells import measure_dask
 
 task = kernels.Task("cy_gil", (10**9, kernels.DEFAULT_P))
 try:

@@ -20,7 +20,7 @@ from gillab import demos
 from gillab.demos import (cpu_vs_io, deadlock, event, gevent_spawn, gil_counter, hybrid,
                           pool_lock, process_pool, race, semaphore, tcp_gevent, tcp_processes,
                           tcp_threads, thread_api, thread_create, thread_pool)
-from gillab.errors import UsageError, UserError
+from gillab.core.errors import UsageError, UserError
 
 from .conftest import retry_once, run_gillab
 

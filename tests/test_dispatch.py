@@ -1,4 +1,4 @@
-"""gillab.dispatch: per-task dispatch cost through each pool, and its guards."""
+"""gillab.measure.dispatch: per-task dispatch cost through each pool, and its guards."""
 from __future__ import annotations
 
 import math
@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from gillab import dispatch
-from gillab.dispatch import DISPATCH_EXECUTORS, Dispatcher, dispatch_us
+from gillab.measure import dispatch
+from gillab.measure.dispatch import DISPATCH_EXECUTORS, Dispatcher, dispatch_us
 
 
 class TestDispatchUs:
@@ -79,7 +79,7 @@ def test_gevent_dispatch_never_patches():
     """Spawning greenlets for dispatch leaves the process unpatched (DESIGN: gevent
     patches only a process of its own); checked in a fresh interpreter."""
     code = ("import threading, socket, time\n"
-            "from gillab.dispatch import dispatch_us\n"
+            "from gillab.measure.dispatch import dispatch_us\n"
             "assert dispatch_us('gevent', n_tasks=100, repeat=1) > 0\n"
             "from gevent import monkey\n"
             "assert not monkey.is_anything_patched()\n"

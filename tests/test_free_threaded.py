@@ -43,7 +43,7 @@ def retry_once(check):
 
 
 def sized(kernel, target_s: float = 0.3) -> int:
-    from gillab.measure import calibrate_n
+    from gillab.measure.clocks import calibrate_n
 
     return calibrate_n(kernel, target_s, P)
 
@@ -52,8 +52,8 @@ def test_importing_gillab_keeps_the_gil_off():
     """The extension declares free-threading support, so importing it does not turn
     the GIL back on (CPython would, with a warning, for one that does not)."""
     import gillab._kernels  # noqa: F401
-    from gillab import kernels  # noqa: F401
-    from gillab.environment import collect_env
+    from gillab import kernels# noqa: F401
+    from gillab.core.environment import collect_env
 
     env = collect_env()
     assert env["free_threaded_build"] is True
@@ -71,7 +71,7 @@ def test_env_command_reports_it():
 
 
 def test_gevent_is_skipped_with_its_reason():
-    from gillab.executors import unavailable_reason
+    from gillab.measure.executors import unavailable_reason
 
     assert unavailable_reason("gevent") == "gevent does not support free-threaded builds"
 
@@ -102,7 +102,7 @@ def test_gil_holding_kernels_use_two_cores_on_two_threads(name):
 @pytest.mark.slow
 def test_compare_calls_them_parallel():
     """Through the engine: the cy_gil threads cell on 2 workers uses ~2 cores."""
-    from gillab.compare import Plan, run_compare
+    from gillab.compare.engine import Plan, run_compare
 
     def check():
         run = run_compare(Plan(kernels=("cy_gil",), executors=("threads",), workers=(2,),

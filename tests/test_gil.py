@@ -11,7 +11,7 @@ import time
 import pytest
 
 from gillab import kernels
-from gillab.measure import calibrate_n
+from gillab.measure.clocks import calibrate_n
 
 from .conftest import cores_used_by_threads, retry_once
 

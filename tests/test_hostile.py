@@ -19,9 +19,10 @@ import psutil
 import pytest
 
 import gillab
-from gillab import checks, schema
-from gillab.executors import unavailable_reason
-from gillab.target_probe import required_parameters
+from gillab.cli import arguments as checks
+from gillab.core import schema
+from gillab.measure.executors import unavailable_reason
+from gillab.cli.target_probe import required_parameters
 
 # --- hostile material --------------------------------------------------------------------
 
@@ -313,7 +314,7 @@ class TestSchema:
         schema.validate(GOOD_RUN, "gillab/compare/1")
 
     def test_the_verdict_words_are_the_verdict_modules(self):
-        from gillab.verdict import VERDICTS
+        from gillab.compare.verdict import VERDICTS
 
         words = schema.load_schema("gillab/compare/1")["$defs"]["cell"]["properties"]
         assert tuple(words["verdict"]["enum"]) == tuple(VERDICTS)
@@ -327,7 +328,7 @@ class TestSchema:
     def test_every_cell_field_is_in_the_schema(self):
         import dataclasses
 
-        from gillab.results import Cell
+        from gillab.compare.records import Cell
 
         properties = schema.load_schema("gillab/compare/1")["$defs"]["cell"]["properties"]
         assert {f.name for f in dataclasses.fields(Cell)} <= set(properties)
@@ -607,7 +608,7 @@ def test_after_ctrl_c_a_half_built_object_prints_nothing():
     object is collected, its callback fails. After Ctrl-C that report is silenced."""
     script = (
         "import gc, os, signal, sys, weakref\n"
-        "from gillab import procutil\n"
+        "from gillab.core import procutil\n"
         "procutil.install_sigint_watchdog()\n"
         "try:\n"
         "    os.kill(os.getpid(), signal.SIGINT)\n"
@@ -628,7 +629,7 @@ def test_ctrl_c_while_worker_processes_start_leaves_nothing_to_join():
     """A clean-clone CI run caught Ctrl-C landing between two Process.start() calls:
     the cleanup joined the process never started ("can only join a started
     process": an internal error, exit 1 instead of 130)."""
-    from gillab.executors.processes import Processes
+    from gillab.measure.executors.processes import Processes
 
     executor = Processes(2)
     started = executor.context.Process(target=time.sleep, args=(0,), daemon=True)

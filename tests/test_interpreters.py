@@ -1,4 +1,4 @@
-"""compare --python (gillab.pythons, gillab.report_across): choosing interpreters,
+"""compare --python (gillab.pythons, gillab.compare.report_across): choosing interpreters,
 their venvs, merging their runs, the side-by-side table and its reading, bad input,
 stopping a child cleanly; and real runs under another Python, from a wheel install,
 and on a free-threaded build with its GIL off and on."""
@@ -16,11 +16,12 @@ import time
 
 import pytest
 
-from gillab import report_across
+from gillab.compare import report_across
 from gillab.__main__ import create_parser
-from gillab.errors import UsageError, UserError
-from gillab.pythons import child, found, merge, venvs
-from gillab.results import Cell, CompareRun, load_run
+from gillab.core.errors import UsageError, UserError
+from gillab.compare import merge
+from gillab.pythons import child, found, venvs
+from gillab.compare.records import Cell, CompareRun, load_run
 
 from .conftest import run_gillab
 
@@ -264,7 +265,7 @@ class TestMerging:
         assert [i["label"] for i in run.settings["interpreters"]] == ["3.11", "3.13t"]
 
     def test_json_round_trip_and_load_run_still_reads_it(self, tmp_path):
-        from gillab.results import write_json_atomic
+        from gillab.compare.records import write_json_atomic
 
         run, envs = self.merged()
         data = merge.to_json(run, envs)
@@ -278,7 +279,7 @@ class TestMerging:
         assert again_envs == envs and again.cells == run.cells
 
     def test_a_plain_run_loads_with_one_env(self, tmp_path):
-        from gillab.results import write_json_atomic
+        from gillab.compare.records import write_json_atomic
 
         path = tmp_path / "r.json"
         write_json_atomic(str(path), run_311().to_dict())
@@ -344,7 +345,7 @@ class TestSubinterpreters:
 
     @pytest.mark.skipif(sys.version_info >= (3, 13), reason="3.13+ has subinterpreters")
     def test_before_313_the_reason_names_the_version(self):
-        from gillab.executors import unavailable_reason
+        from gillab.measure.executors import unavailable_reason
 
         v = sys.version_info
         assert unavailable_reason("interpreters").startswith(
@@ -353,7 +354,7 @@ class TestSubinterpreters:
     def test_the_public_api_is_chosen_by_feature(self, monkeypatch):
         """Where concurrent.interpreters and InterpreterPoolExecutor exist (3.14+), they
         are used, whatever the version number says; their failure is the reason."""
-        from gillab import subinterpreters as sub
+        from gillab.measure import subinterpreters as sub
 
         made = []
 
@@ -362,7 +363,7 @@ class TestSubinterpreters:
                 made.append(sorted(names))
 
             def exec(self, code):
-                made.append("gillab.subinterpreters" in code)
+                made.append("gillab.measure.subinterpreters" in code)
                 raise RuntimeError("ImportError: no module named gillab._kernels")
 
             def close(self):
@@ -380,7 +381,7 @@ class TestSubinterpreters:
         assert made == [["path"], True, "closed"]
 
     def test_without_either_api_the_reason_says_so(self, monkeypatch):
-        from gillab import subinterpreters as sub
+        from gillab.measure import subinterpreters as sub
 
         monkeypatch.setattr(sub, "public_module", lambda: None)
         monkeypatch.setattr(sub, "low_level_module", lambda: None)
@@ -391,7 +392,7 @@ class TestSubinterpreters:
     def test_what_a_subinterpreter_imports_leaves_psutil_out(self):
         """psutil cannot load in a subinterpreter with its own GIL: run_task's imports
         must not pull it in."""
-        code = ("import sys, gillab.kernels, gillab.measure, gillab.subinterpreters; "
+        code = ("import sys, gillab.kernels, gillab.measure.clocks, gillab.measure.subinterpreters; "
                 "print('psutil' in sys.modules)")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              check=True).stdout

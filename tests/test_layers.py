@@ -19,8 +19,8 @@ PACKAGE = ROOT / "gillab"
 CYCLE_ALLOW_LIST: set = set()
 
 #: The modules that judge and report: they must not reach the extension either.
-JUDGING = ("gillab.verdict", "gillab.results", "gillab.report", "gillab.stats",
-           "gillab.registry", "gillab.convoy.verdict", "gillab.convoy.records",
+JUDGING = ("gillab.compare.verdict", "gillab.compare.records", "gillab.compare.report", "gillab.core.stats",
+           "gillab.core.registry", "gillab.convoy.verdict", "gillab.convoy.records",
            "gillab.convoy.report")
 
 
@@ -114,30 +114,30 @@ class TestCycles:
 #: Where reading clocks and CPU counters is the job (paths under the repository,
 #: fnmatch patterns; `*` crosses directories).
 MEASURING_MODULES = (
-    "gillab/measure.py",
-    "gillab/calibrate.py",
-    "gillab/footprint.py",
+    "gillab/measure/clocks.py",
+    "gillab/measure/calibrate.py",
+    "gillab/measure/footprint.py",
     "gillab/convoy/measuring.py",
     # Today's other measuring modules: the Dask cluster's remote CPU accounting, the
     # dispatch figure, the gevent child that measures its own cells.
-    "gillab/dask_*.py",
-    "gillab/dispatch.py",
-    "gillab/gevent_child.py",
+    "gillab/measure/dask_*.py",
+    "gillab/measure/dispatch.py",
+    "gillab/measure/gevent_child.py",
     # Each demo times its own lesson as it narrates it.
     "gillab/demos/*",
     # The timeline's sampler driver and its cost, check's measuring module.
     "gillab/timeline/measure.py",
     "gillab/timeline/stamps.py",
     "gillab/timeline/cost.py",
-    "gillab/checker/measure.py",
+    "gillab/check/measure.py",
 )
 
 #: A clock read that is not a measurement, module by module.
 NOT_MEASUREMENTS = {
     # Deadlines for joining workers and collecting results: never a figure.
-    *(("gillab/executors/" + name, "time.monotonic")
+    *(("gillab/measure/executors/" + name, "time.monotonic")
       for name in ("base.py", "local.py", "processes.py", "interpreters.py")),
-    ("gillab/gevent_cells.py", "time.monotonic"),
+    ("gillab/measure/gevent_cells.py", "time.monotonic"),
 }
 
 CLOCKS = {f"time.{name}{ns}" for name in ("perf_counter", "monotonic", "thread_time",
@@ -240,7 +240,7 @@ class TestClocks:
 class TestMeasuringNeverPrints:
     """Measuring code returns data; the CLI prints."""
 
-    @pytest.mark.parametrize("rel", ["gillab/measure.py", "gillab/convoy/measuring.py"])
+    @pytest.mark.parametrize("rel", ["gillab/measure/clocks.py", "gillab/convoy/measuring.py"])
     def test_no_print_and_no_stdout(self, rel):
         tree = ast.parse((ROOT / rel).read_text())
         found = [f"{rel}:{node.lineno}" for node in ast.walk(tree)

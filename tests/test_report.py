@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from gillab.report import format_table
-from gillab.results import SCHEMA, Cell, CompareRun, load_run, write_json_atomic
+from gillab.compare.report import format_table
+from gillab.compare.records import SCHEMA, Cell, CompareRun, load_run, write_json_atomic
 
 ENV = {"gillab": "0.1.0", "python": "3.11.7", "implementation": "CPython",
        "gil_enabled": True, "free_threaded_build": False, "cpu_count": 2,
@@ -123,7 +123,7 @@ class TestTerminal:
     def _printed(self, monkeypatch, **env):
         import io
 
-        from gillab.terminal import print_lines
+        from gillab.cli.terminal import print_lines
 
         for name in ("NO_COLOR", "FORCE_COLOR"):
             monkeypatch.delenv(name, raising=False)
@@ -151,8 +151,8 @@ class TestTerminal:
 
 def test_cost_table_is_drawn_by_its_columns():
     """The cost view: one row per executor and worker count, medians over kernels."""
-    from gillab.report import format_cost_table
-    from gillab.results import Cell, CompareRun
+    from gillab.compare.report import format_cost_table
+    from gillab.compare.records import Cell, CompareRun
 
     def cell(kernel, executor, startup_s, mem_mb):
         return Cell(kernel=kernel, executor=executor, workers=2, n=1, wall_s=0.3,

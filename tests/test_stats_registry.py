@@ -1,7 +1,8 @@
 """The statistics helper and the executor registry: the facts every module reads."""
 import pytest
 
-from gillab import registry, stats
+from gillab.core import registry
+from gillab.core import stats
 
 
 class TestStats:

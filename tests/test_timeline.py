@@ -537,7 +537,7 @@ class TestBadInput:
 
     def test_non_linux_is_one_line(self, monkeypatch):
         from gillab.__main__ import create_parser
-        from gillab.errors import UserError
+        from gillab.core.errors import UserError
         from gillab.timeline import cli
 
         # Parse first: building the parser may import psutil, which reads sys.platform.

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from gillab import kernels
-from gillab.compare import Plan, run_compare
-from gillab.gevent_cells import measure_gevent_cells
+from gillab.compare.engine import Plan, run_compare
+from gillab.measure.gevent_cells import measure_gevent_cells
 
 from .conftest import retry_once, run_gillab
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from gillab.verdict import VERDICTS, ideal_speedup, judge, os_share
+from gillab.compare.verdict import VERDICTS, ideal_speedup, judge, os_share
 
 
 def verdict(**overrides):

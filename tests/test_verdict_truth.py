@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gillab import registry
-from gillab.verdict import Losses, where_the_time_went
+from gillab.core import registry
+from gillab.compare.verdict import Losses, where_the_time_went
 
 from .test_verdict import verdict
 
@@ -116,7 +116,7 @@ class TestStartSignal:
 
     def test_wait_before_the_first_call_is_off_cpu(self):
         from gillab import kernels
-        from gillab.measure import now, run_task
+        from gillab.measure.clocks import now, run_task
 
         start = now() - 0.05   # the signal came 50 ms before this thread got to run
         result = run_task(kernels.Task("sleep", (0.0,)), start)
@@ -126,7 +126,7 @@ class TestStartSignal:
 
     def test_without_a_signal_the_clock_starts_at_the_call(self):
         from gillab import kernels
-        from gillab.measure import run_task
+        from gillab.measure.clocks import run_task
 
         result = run_task(kernels.Task("sleep", (0.0,)))
         assert result.late_s == 0.0

@@ -11,7 +11,7 @@ import sys
 from gillab.convoy.records import BACKGROUNDS, PROBES, Row, summarize, to_document
 from gillab.convoy.report import format_convoy
 from gillab.convoy.verdict import judge_rows
-from gillab.errors import UsageError
+from gillab.core.errors import UsageError
 
 __all__ = ["cmd_convoy", "main", "run_convoy"]
 
@@ -39,7 +39,7 @@ def run_convoy(backgrounds, probes, samples: int, on_step=None) -> tuple[list[Ro
     """Calibrate, measure and judge; return the rows and the run's settings."""
     from gillab import kernels
     from gillab.convoy.measuring import measure_run
-    from gillab.environment import cpu_count
+    from gillab.core.environment import cpu_count
 
     readings, settings = measure_run(backgrounds, probes, samples, on_step)
     releases_gil = {name: kernels.get(name).releases_gil
@@ -64,9 +64,9 @@ def _progress_printer(quiet: bool):
 
 def main(args) -> list[str]:
     """The convoy command: measure, judge, write --json if asked, return the report lines."""
-    from gillab.environment import collect_env
-    from gillab.errors import check_output_path
-    from gillab.results import write_json_atomic
+    from gillab.core.environment import collect_env
+    from gillab.core.errors import check_output_path
+    from gillab.compare.records import write_json_atomic
 
     backgrounds, probes, samples = _plan(args)
     json_path = getattr(args, "json", None)

@@ -3,7 +3,7 @@
 The main thread times one small IO operation at a time (a 1 ms sleep, a 1-byte
 socketpair round trip, a request to the lab's own TCP echo server) while one
 background thread computes. Every GIL hand-off the main thread needs shows up as
-latency. A measuring module beside gillab.measure (whose noise guard it uses): it
+latency. A measuring module beside gillab.measure.clocks (whose noise guard it uses): it
 reads clocks, returns plain records (gillab.convoy.records) and never prints.
 """
 from __future__ import annotations
@@ -13,10 +13,12 @@ import sys
 import threading
 import time
 
-from gillab import kernels, measure, stats
+from gillab import kernels
+from gillab.measure import clocks as measure
+from gillab.core import stats
 from gillab.convoy.records import (CALL_S, GAP_S, PROBES, SLEEP_S, SMALL_SWITCH_INTERVAL,
                                    WARMUP, Reading)
-from gillab.errors import UserError
+from gillab.core.errors import UserError
 
 __all__ = ["TIMEOUT_S", "calibrate_call", "BackgroundThread", "SleepProbe", "SocketpairProbe",
            "EchoServer", "EchoProbe", "open_probe", "sample", "run_readings", "measure_run"]

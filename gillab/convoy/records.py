@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from gillab import stats
+from gillab.core import stats
 
 __all__ = ["SCHEMA", "BACKGROUNDS", "PROBES", "SMALL_SWITCH_INTERVAL", "CALL_S", "SLEEP_S",
            "GAP_S", "WARMUP", "Reading", "Row", "summarize", "to_document", "ms_text",

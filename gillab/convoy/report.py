@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import textwrap
 
-from gillab.report import Column, render_table
+from gillab.compare.report import Column, render_table
 from gillab.convoy.records import SLEEP_S, Row, interval_text, ms_text
 from gillab.convoy.verdict import NOISE_LIMIT, VERDICTS
-from gillab.report import format_env_line
+from gillab.compare.report import format_env_line
 
 __all__ = ["PROBE_TITLES", "WIDTH", "format_convoy"]
 
@@ -36,7 +36,7 @@ def _verdict(row: Row) -> str:
     return row.verdict + ("*" if row.noise is not None and row.noise > NOISE_LIMIT else "")
 
 
-#: The convoy table, described by its columns (gillab.report draws it).
+#: The convoy table, described by its columns (gillab.compare.report draws it).
 COLUMNS = [Column("background", 10, lambda r: r.background, "<"),
            Column("switch", 6, lambda r: interval_text(r.switch_interval), "<"),
            Column("p50 ms", 8, lambda r: ms_text(r.p50_ms)),

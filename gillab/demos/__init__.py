@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from gillab.errors import UsageError, UserError
+from gillab.core.errors import UsageError, UserError
 
 __all__ = ["DEMOS", "LANGS", "names", "load", "list_lines", "run"]
 

@@ -11,7 +11,7 @@ import sys
 import time
 import unicodedata
 
-from gillab.errors import UserError
+from gillab.core.errors import UserError
 
 #: Child interpreters that host gevent run this first, before anything else is imported,
 #: so the patch sees every module fresh. It never runs in the process that runs the CLI.
@@ -125,10 +125,10 @@ def child_env() -> dict:
 
 def start_child(entry: str, *args, patched: bool, stdin_pipe: bool = False) -> subprocess.Popen:
     """Start a child interpreter; with ``stdin_pipe`` the demo can tell it when to begin."""
-    from gillab.procutil import child_preexec, forking
+    from gillab.core.procutil import child_preexec, forking
 
     # preexec: the child ignores Ctrl-C (the demo stops it) and dies with the demo.
-    with forking():  # preexec_fn runs at-fork hooks here: see gillab.procutil
+    with forking():  # preexec_fn runs at-fork hooks here: see gillab.core.procutil
         return subprocess.Popen(child_command(entry, *args, patched=patched), env=child_env(),
                                 stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from gillab import kernels
 from gillab.demos import _common
 from gillab.demos._common import CpuMeter, available_cpus, pad, pick
-from gillab.errors import UserError
-from gillab.measure import calibrate_n
+from gillab.core.errors import UserError
+from gillab.measure.clocks import calibrate_n
 
 CPU_KERNEL = "py"
 N_THREADS = 2

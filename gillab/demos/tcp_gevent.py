@@ -5,7 +5,7 @@ import time
 
 from gillab.demos import _common, _echo
 from gillab.demos._common import pick
-from gillab.errors import UserError
+from gillab.core.errors import UserError
 
 TEXT = {
     "en": _echo.TEXT["en"] | {

@@ -9,7 +9,7 @@ import warnings
 from dataclasses import dataclass
 
 from gillab.demos._common import child_env, pad, pick
-from gillab.errors import UserError
+from gillab.core.errors import UserError
 
 TEXT = {
     "en": {

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 
 from gillab.demos._common import pad
-from gillab.errors import UserError
+from gillab.core.errors import UserError
 
 N_WORKERS = 100
 TIMEOUT_S = 30.0

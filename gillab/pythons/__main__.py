@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gillab.errors import UsageError, UserError
+from gillab.core.errors import UsageError, UserError
 from gillab.pythons.found import make_labels, probe
 from gillab.pythons.venvs import InterpreterFailed, ensure_venv
 

@@ -8,7 +8,7 @@ import os
 import sys
 from dataclasses import dataclass
 
-from gillab.errors import UsageError
+from gillab.core.errors import UsageError
 
 __all__ = ["Interpreter", "probe", "host_interpreter", "make_labels", "select_interpreters",
            "GIL_CHOICES", "MIN_VERSION", "probe_timeout_s"]

@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 
-from gillab.errors import UserError
+from gillab.core.errors import UserError
 
 __all__ = ["InterpreterFailed", "build_sources", "source_fingerprint", "venv_key",
            "cache_root", "ensure_venv", "dependencies_for", "venv_python",

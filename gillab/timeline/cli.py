@@ -8,8 +8,8 @@ import argparse
 import os
 import sys
 
-from gillab import checks
-from gillab.errors import UsageError, UserError, check_output_path
+from gillab.cli import arguments as checks
+from gillab.core.errors import UsageError, UserError, check_output_path
 
 TIMELINE_KERNELS = ["py", "cy_gil", "cy_nogil", "bigint"]
 TIMELINE_EXECUTORS = ["threads", "thread_pool", "serial"]
@@ -117,11 +117,11 @@ def cmd_timeline(args) -> list[str]:
         raise UserError(f"--window {start_ms:g}: the run lasted only {tl.wall_ms:.0f} ms")
     window = report.choose_window(tl, max(20, columns - 22), start_ms, length_ms)
     if args.json:
-        from gillab.results import write_json_atomic
+        from gillab.compare.records import write_json_atomic
 
         write_json_atomic(args.json, tl.to_dict())
     if args.trace:
-        from gillab.results import write_json_atomic
+        from gillab.compare.records import write_json_atomic
 
         write_json_atomic(args.trace, tl.to_trace())
     if args.png:

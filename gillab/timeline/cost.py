@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import subprocess
 
-from gillab import stats
+from gillab.core import stats
 from gillab.timeline.measure import (_kill, _read_json_line, _start, lab_child_argv,
                                      steady_ns, watch_lab_child)
 

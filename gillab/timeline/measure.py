@@ -14,7 +14,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 
-from gillab.errors import UserError
+from gillab.core.errors import UserError
 from gillab.timeline.gilmap import GilMap, find_gil, gil_of_process
 
 #: One sample of one thread: (t_ns, cpu_ns, queue_ns, switch_ins, state, arg0).

@@ -6,7 +6,7 @@ import platform
 import sys
 from dataclasses import dataclass, field
 
-from gillab import stats
+from gillab.core import stats
 from gillab.timeline.gilmap import CPU, FUTEX, GIL_WAIT, IO, LOCK_WAIT, QUEUED, SHORT
 from gillab.timeline.rebuild import Interval, rebuild
 

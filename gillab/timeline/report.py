@@ -258,7 +258,7 @@ def reading_line(tl: Timeline) -> str:
                 f"both had work and waited for the GIL {gil_share:.0%}: they released it{note}")
     holds = [th.median_hold_ms for th in threads if th.median_hold_ms and th.handoffs]
     if len(threads) >= 2 and holds and gil_share >= 0.2:
-        from gillab import stats
+        from gillab.core import stats
 
         hold = stats.median(holds)
         if si_ms and abs(hold - si_ms) <= 0.35 * si_ms:
@@ -317,6 +317,6 @@ def write_png(tl: Timeline, path: str, window: Window | None = None) -> None:
     fig.legend(handles=[Patch(color=COLOURS[s], label=LEGEND[s]) for s in _legend_states(tl)],
                loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.2, 1, 1))
-    from gillab.report import save_figure
+    from gillab.compare.report import save_figure
 
     save_figure(fig, path, bbox_inches="tight")

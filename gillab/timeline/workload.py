@@ -23,7 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from gillab import kernels
-from gillab.measure import calibrate_n
+from gillab.measure.clocks import calibrate_n
 from gillab.timeline.stamps import stamped_loop, stamped_steps, task_clocks
 
 #: The convoy's IO thread: sleep this long, again and again, beside a CPU thread.

@@ -1,0 +1,300 @@
+"""Numbers -> a verdict word from the fixed vocabulary, and its reason in numbers.
+
+The CPU evidence leads. Cores used (CPU seconds of the whole cell / its wall) and
+each task's own clocks cannot be fooled by a slow baseline; a wall-clock speedup
+can. So a CPU cell is ``parallel`` only if its cores say the work overlapped, and a
+speedup the cores cannot account for is named as a slow baseline, never taken at
+its word. Where the speedup falls short of the ideal, ``where_the_time_went``
+splits the gap into measured parts (slower tasks, waits, the executor) and the
+reason names the largest.
+
+Pure functions over plain data: no clocks, no printing. Executors are judged by
+their traits (gillab.core.registry), not their names.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gillab.core.registry import SPECS, ExecutorSpec
+
+__all__ = ["VERDICTS", "EXPLANATIONS", "Judgement", "Losses", "ideal_speedup", "judge",
+           "os_share", "where_the_time_went", "parallel_cores", "unbacked_speedup"]
+
+VERDICTS = ("GIL-bound", "parallel", "IO-overlapped", "serialized", "overhead-bound",
+            "noisy", "wrong")
+
+#: One line per verdict word: what it means, for the report's legend.
+EXPLANATIONS = {
+    "GIL-bound": "threads took turns holding the GIL: about one core did the work",
+    "parallel": "the workers ran at once on separate cores (cores used near the ideal)",
+    "IO-overlapped": "the waits overlapped: k waits took about as long as one",
+    "serialized": "the work ran one task at a time for a reason other than the GIL "
+                  "(one by one by design, or greenlets sharing one OS thread)",
+    "overhead-bound": "the gain was lost to a cost other than the GIL: slower tasks in "
+                      "their workers, start-up, dispatch or partial overlap (the reason "
+                      "names the largest part)",
+    "noisy": "other processes took the CPU during the cell even after retries: no verdict",
+    "wrong": "an answer differed from the reference, or a task failed",
+}
+
+# Margins chosen for a busy 2-core machine. A parallel CPU cell used >= 80% of the
+# ideal in cores (and reached 80% of it in speedup); a GIL-bound one stays under 1.3
+# cores however many threads it has.
+PARALLEL_EFFICIENCY = 0.8
+IO_EFFICIENCY = 0.7
+ONE_CORE = 1.3
+OVERHEAD_AT_ONE = 0.8
+#: A speedup this much above the cores used is not backed by CPU: a slow baseline.
+UNBACKED = 1.2
+#: A CPU speedup this far above the ideal (min(k, CPUs)) is no speedup: a slow baseline.
+ABOVE_IDEAL = 1.1
+#: A boundary this close (share of the ideal) to a figure makes a lone figure unsure.
+MARGIN = 0.05
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Losses:
+    """Where the gap between a cell's speedup and its ideal went, in shares of the cell's
+    wall time: ``slower_tasks`` (each task used more CPU than the serial task),
+    ``waiting`` (tasks waited: for the GIL, or queued by the OS beyond what sharing the
+    CPUs explains), ``executor`` (the cell's wall beyond its tasks: start-up, dispatch,
+    moving results). Any part may be negative (a task ran faster than serially)."""
+
+    slower_tasks: float
+    waiting: float
+    executor: float
+
+    @property
+    def main(self) -> str:
+        parts = {"slower_tasks": self.slower_tasks, "waiting": self.waiting,
+                 "executor": self.executor}
+        return max(parts, key=parts.get)
+
+    def to_dict(self) -> dict:
+        return {"slower_tasks": round(self.slower_tasks, 4), "waiting": round(self.waiting, 4),
+                "executor": round(self.executor, 4)}
+
+
+def ideal_speedup(workers: int, cpu_count: int, io_bound: bool) -> float:
+    """k tasks on k workers: CPU work can use at most every CPU; waits can all overlap."""
+    return float(workers) if io_bound else float(min(workers, cpu_count))
+
+
+def parallel_cores(workers: int, cpu_count: int) -> float:
+    """Cores a CPU cell must use to be called parallel."""
+    return PARALLEL_EFFICIENCY * ideal_speedup(workers, cpu_count, io_bound=False)
+
+
+def os_share(workers: int, cpu_count: int, io_bound: bool, executor: str) -> float:
+    """The share of a task's wall time the OS queue alone keeps it off a CPU.
+
+    With more CPU-bound workers (OS threads or processes) than CPUs, each gets
+    cpu_count / workers of a CPU whether or not there is a GIL.
+    """
+    spec = SPECS.get(executor)
+    one_thread = spec is not None and spec.one_os_thread
+    if io_bound or executor == "serial" or one_thread or workers <= cpu_count:
+        return 0.0
+    return 1.0 - cpu_count / workers
+
+
+def where_the_time_went(*, workers: int, cpu_count: int, cell_wall_s: float,
+                        last_task_wall_s: float, task_cpu_s: float, serial_cpu_s: float,
+                        serial_wall_s: float) -> Losses:
+    """Split a CPU cell's lost time into measured parts, as shares of its wall.
+
+    k tasks ideally take k/ideal serial tasks' time. What the cell took beyond that
+    is: each task's extra CPU (it ran slower in its worker than alone), the waits of
+    the task that finished last beyond the share the OS must queue it when workers
+    outnumber CPUs, and the executor's own time (cell wall beyond that task). Task
+    walls count from the moment a task could have run, so a wait before a task
+    started is a wait, not the executor's. ``task_cpu_s`` is the median task's CPU.
+    """
+    if cell_wall_s <= 0:
+        return Losses(0.0, 0.0, 0.0)
+    turns = max(1.0, workers / min(workers, cpu_count))  # tasks each CPU runs in a row
+    slower = turns * (task_cpu_s - serial_cpu_s)
+    waiting = last_task_wall_s - turns * task_cpu_s
+    # Serial's own off-CPU time (rarely zero) is part of the ideal, not a loss.
+    waiting -= turns * max(0.0, serial_wall_s - serial_cpu_s)
+    executor = cell_wall_s - last_task_wall_s
+    return Losses(slower / cell_wall_s, waiting / cell_wall_s, executor / cell_wall_s)
+
+
+def unbacked_speedup(speedup: float | None, cores_used: float | None, io_bound: bool,
+                     ideal: float | None = None) -> bool:
+    """A CPU cell whose wall-clock speedup the cores it used cannot account for (well
+    above them, or above the ideal itself): the serial baseline was slow (or noisy),
+    not the cell fast."""
+    if io_bound or speedup is None or cores_used is None:
+        return False
+    above_ideal = ideal is not None and speedup > ABOVE_IDEAL * ideal
+    return above_ideal or speedup > UNBACKED * cores_used + 0.1
+
+
+def _noun(executor: str) -> str:
+    spec = SPECS.get(executor)
+    return spec.noun if spec else "workers"
+
+
+def _numbers(executor, workers, speedup, cores_used, shape) -> str:
+    speed = f"speedup {speedup:.2f}x" if speedup is not None else "no speedup (no baseline)"
+    if shape:
+        return (f"{speed} on dask {shape} (processes x threads), "
+                f"{cores_used:.2f} cores used")
+    return f"{speed} on {workers} {_noun(executor)}, {cores_used:.2f} cores used"
+
+
+def judge(*, executor: str, workers: int, speedup: float | None, cores_used: float | None,
+          correct: bool, io_bound: bool, cpu_count: int, noise: float | None = None,
+          noise_limit: float = 0.10, tries: int = 1, error: str | None = None,
+          gil_wait: float | None = None, os_wait: float | None = None,
+          serial_s: float | None = None, shape: str | None = None,
+          loop_stall_s: float | None = None, losses: Losses | None = None,
+          task_slowdown: float | None = None, baseline_spread: float | None = None,
+          extra_reason: str | None = None) -> Judgement:
+    """The verdict for one cell, with the numbers that led to it.
+
+    ``shape`` ("PxT", or "1x2+2x1" for a mixed cluster) is a dask cell's: its
+    threads share their worker process's GIL, its processes do not. ``losses`` (from
+    where_the_time_went) and ``task_slowdown`` let the reason name where a missing
+    speedup went; ``extra_reason`` is a clause an executor adds (dask's own threads).
+    """
+    if error:
+        return Judgement("wrong", error)
+    if not correct:
+        return Judgement("wrong", "an answer differed from the reference")
+    if noise is not None and noise > noise_limit:
+        return Judgement("noisy", f"other processes used {noise:.0%} of the machine during "
+                                  f"the cell, still after {tries} tries")
+    spec = SPECS.get(executor, SPECS["processes"])
+    numbers = _numbers(executor, workers, speedup, cores_used, shape)
+    judged = _judge_numbers(spec, workers, speedup, cores_used, io_bound, cpu_count, numbers,
+                            gil_wait, os_wait, serial_s, shape, losses, task_slowdown)
+    reason = judged.reason
+    ideal = ideal_speedup(workers, cpu_count, io_bound)
+    if unbacked_speedup(speedup, cores_used, io_bound, ideal) and executor != "serial":
+        spread = (f", whose runs spread {baseline_spread:.0%}"
+                  if baseline_spread is not None and baseline_spread >= 0.05 else "")
+        above = f", above the ideal {ideal:.0f}," if speedup > ABOVE_IDEAL * ideal else ""
+        reason += (f"; the {speedup:.2f}x wall-clock speedup{above} is not backed by CPU "
+                   f"({cores_used:.2f} cores): the serial baseline was slow{spread}")
+    if extra_reason:
+        reason += f"; {extra_reason}"
+    if loop_stall_s is not None and loop_stall_s >= 1.0:
+        reason += f"; a task froze its worker's event loop for {loop_stall_s:.2f} s (no heartbeats)"
+    return Judgement(judged.verdict, reason)
+
+
+def _dask_gil_groups(shape: str) -> tuple[int, int]:
+    """(worker processes, most threads in one of them) of a dask shape like "1x2+2x1"."""
+    groups = [tuple(int(x) for x in group.split("x")) for group in shape.split("+")]
+    return sum(p for p, _ in groups), max(t for _, t in groups)
+
+
+def _turn_takers(spec: ExecutorSpec, shape: str | None, cores_used: float) -> str | None:
+    """Why the workers could use only about one core each group, if they could: "gil"
+    (threads of one process), "thread" (greenlets on one OS thread), or None."""
+    if spec.one_os_thread:
+        return "thread"
+    if spec.name == "dask" and shape:
+        n_processes, most_threads = _dask_gil_groups(shape)
+        if most_threads > 1 and cores_used < ONE_CORE * n_processes:
+            return "gil"
+        return None
+    if spec.shares_gil and spec.name != "serial":
+        return "gil" if cores_used < ONE_CORE else None
+    return None
+
+
+def _loss_clause(losses: Losses | None, task_slowdown: float | None, gil_wait, os_wait,
+                 noun: str) -> str:
+    """The largest measured part of a missing speedup, in words and numbers."""
+    if losses is None:
+        return "lost to slower tasks, waits or the executor (not measured apart)"
+    main = losses.main
+    share = getattr(losses, main)
+    if main == "slower_tasks" and task_slowdown is not None:
+        return (f"each task used {task_slowdown:.2f}x the CPU it needs serially ({share:.0%} "
+                f"of the cell): the task ran slower in its worker (shared caches, memory, "
+                f"the allocator), not start-up or dispatch")
+    if main == "waiting":
+        parts = []
+        if gil_wait is not None and gil_wait >= 0.05:
+            parts.append(f"{gil_wait:.0%} waiting for the GIL")
+        if os_wait is not None and os_wait >= 0.05:
+            parts.append(f"{os_wait:.0%} queued for a CPU")
+        what = " and ".join(parts) or "waiting"
+        return f"the {noun} spent {what} ({share:.0%} of the cell)"
+    return (f"{share:.0%} of the cell's wall time was outside the tasks: starting "
+            f"workers, dispatch and moving results")
+
+
+def _judge_numbers(spec, workers, speedup, cores_used, io_bound, cpu_count, numbers,
+                   gil_wait, os_wait, serial_s, shape, losses, task_slowdown) -> Judgement:
+    if spec.name == "serial":
+        base = f"{serial_s:.3f} s" if serial_s is not None else "the baseline"
+        return Judgement("serialized", f"the baseline: one task at a time by design "
+                                       f"({base} a task, {cores_used:.2f} cores used)")
+    ideal = ideal_speedup(workers, cpu_count, io_bound)
+    if io_bound:
+        return _judge_io(workers, speedup, ideal, numbers)
+    if workers == 1:
+        if speedup is not None and speedup < OVERHEAD_AT_ONE:
+            return Judgement("overhead-bound", f"{numbers}: one worker is {1 / speedup:.2f}x "
+                                               f"slower than a plain call: "
+                                               + _loss_clause(losses, task_slowdown, gil_wait,
+                                                              os_wait, spec.noun))
+        return Judgement("parallel", f"{numbers} (ideal 1: no overhead to speak of)")
+    # CPU work on k >= 2 workers: the cores decide first.
+    need = parallel_cores(workers, cpu_count)
+    if cores_used >= need:
+        if speedup is None or speedup >= PARALLEL_EFFICIENCY * ideal:
+            return Judgement("parallel", f"{numbers} (ideal {ideal:.0f})")
+        return Judgement("overhead-bound",
+                         f"{numbers}: the cores were busy but the wall time did not drop "
+                         f"(ideal {ideal:.0f}): "
+                         + _loss_clause(losses, task_slowdown, gil_wait, os_wait, spec.noun))
+    turns = _turn_takers(spec, shape, cores_used)
+    if turns == "thread":
+        return Judgement("serialized", f"{numbers}: greenlets share one OS thread and CPU "
+                                       "work never yields; the GIL is not the cause")
+    if turns == "gil":
+        wait = (f", a thread waited up to {gil_wait:.0%} of its time for the GIL"
+                if gil_wait is not None and gil_wait >= 0.05 else "")
+        if os_wait and os_wait >= 0.05:
+            wait += f" (and {os_wait:.0%} queued for a CPU)"
+        holder = ("the threads of each worker process take turns holding its GIL"
+                  if spec.name == "dask" else "one thread holds the GIL at a time")
+        return Judgement("GIL-bound", f"{numbers}{wait}: {holder}")
+    if (cores_used < ONE_CORE and losses is not None and losses.main == "waiting"
+            and spec.processes):
+        return Judgement("serialized", f"{numbers}: the {spec.noun} waited on each other, "
+                                       "not on a GIL (each has its own): "
+                         + _loss_clause(losses, task_slowdown, gil_wait, os_wait, spec.noun))
+    return Judgement("overhead-bound",
+                     f"{numbers}, short of the {need:.1f} cores parallel work would use "
+                     f"(ideal {ideal:.0f}): "
+                     + _loss_clause(losses, task_slowdown, gil_wait, os_wait, spec.noun))
+
+
+def _judge_io(workers, speedup, ideal, numbers) -> Judgement:
+    if speedup is None:
+        return Judgement("overhead-bound", f"{numbers}: no baseline to judge the waits by")
+    if workers == 1:
+        if speedup < OVERHEAD_AT_ONE:
+            return Judgement("overhead-bound", f"{numbers}: one worker is {1 / speedup:.2f}x "
+                                               "slower than a plain call")
+        return Judgement("IO-overlapped", f"{numbers} (ideal 1: no overhead to speak of)")
+    if speedup >= IO_EFFICIENCY * ideal:
+        return Judgement("IO-overlapped", f"{numbers}: the waits overlapped (ideal {ideal:.0f})")
+    if speedup < ONE_CORE:
+        return Judgement("serialized", f"{numbers}: the waits ran one after another")
+    return Judgement("overhead-bound", f"{numbers}: below the ideal {ideal:.0f}, "
+                                       "lost to starting workers and dispatch")

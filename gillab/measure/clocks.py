@@ -1,0 +1,346 @@
+"""The only module that reads clocks and CPU counters. It returns plain data; it never prints."""
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import threading
+import time
+from dataclasses import dataclass, field
+
+
+from gillab import kernels
+from gillab.core import stats
+# Calibration lives in its own module; its names stay importable from here.
+from gillab.measure.calibrate import (autorange_calls, calibrate_kernels, calibrate_n,  # noqa: F401
+                              ns_per_iter, time_call)
+
+__all__ = ["TaskResult", "now", "run_delay", "run_task", "autorange_calls", "time_call",
+           "calibrate_n", "ns_per_iter", "calibrate_kernels", "CpuSnapshot", "cpu_snapshot",
+           "process_cpu", "boot_id", "machine_busy", "RepeatResult", "ExtraCpu",
+           "CellMeasurement", "GilProbe", "measure_once", "measure_cell"]
+
+
+# --- inside a worker ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What one task sends back: its answer (or error) and its own clocks.
+
+    ``thread_cpu_s`` is the CPU time of the thread that ran the task, taken inside
+    it: wall minus that is the time the task waited (for the GIL, or for a CPU).
+    """
+
+    value: object
+    wall_s: float
+    thread_cpu_s: float
+    error: str | None = None
+    pid: int = 0
+    run_delay_s: float | None = None  # time runnable but queued for a CPU (schedstat)
+    calls: int = 1                    # calls of the function this task made (autorange)
+    late_s: float = 0.0               # from the start signal to the task's first call
+
+    @property
+    def off_cpu(self) -> float:
+        """Share of the task's wall time its thread was not on a CPU."""
+        if self.wall_s <= 0:
+            return 0.0
+        return min(1.0, max(0.0, 1.0 - self.thread_cpu_s / self.wall_s))
+
+    @property
+    def os_queue(self) -> float | None:
+        """Share of the task's wall time its thread was runnable but waiting for a CPU.
+
+        That part of off-CPU time is the OS's queue (more runnable threads than
+        CPUs, or other processes), not the GIL: a thread waiting for the GIL is
+        blocked, not runnable.
+        """
+        if self.run_delay_s is None or self.wall_s <= 0:
+            return None
+        return min(self.off_cpu, max(0.0, self.run_delay_s / self.wall_s))
+
+
+def run_delay() -> float | None:
+    """Seconds this thread has spent runnable but not running (Linux schedstat)."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = f"{type(exc).__name__}: {exc}".strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def now() -> float:
+    """The lab's clock (perf_counter: CLOCK_MONOTONIC on Linux, so one clock for every
+    thread of this process). Executors read it for a start signal through here."""
+    return time.perf_counter()
+
+
+def run_task(task: kernels.Task, start_at: float | None = None) -> TaskResult:
+    """Run one task in whatever worker calls this, timing it from the inside.
+
+    ``start_at`` is the start signal (``now()`` in the thread that released the
+    workers): a task's wall then counts from the moment it could have run, so a thread
+    that first waited for the GIL shows that wait. Without it, from the task's first call.
+    """
+    try:
+        func = task.resolve()
+    except ValueError as exc:  # a target that cannot be loaded here (a worker's own path)
+        return TaskResult(None, 0.0, 0.0, str(exc), os.getpid())
+    delay0 = run_delay()
+    cpu0 = time.thread_time()
+    begin = time.perf_counter()
+    wall0 = begin if start_at is None else min(start_at, begin)
+    try:
+        value, error = None, None
+        for _ in range(task.calls):
+            value = func(*task.args)
+    except (Exception, SystemExit) as exc:  # user code, sys.exit() included: the error
+        # belongs to the cell and the run goes on. KeyboardInterrupt still stops the run.
+        value, error = None, _one_line(exc)
+    end = time.perf_counter()
+    cpu = time.thread_time() - cpu0
+    delay1 = run_delay()
+    delay = None if delay0 is None or delay1 is None else delay1 - delay0
+    return TaskResult(value, end - wall0, cpu, error, os.getpid(), delay, task.calls,
+                      begin - wall0)
+
+
+# --- CPU accounting for a whole cell --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    """CPU seconds used so far by this process, its reaped children and each live child."""
+
+    self_s: float
+    reaped_children_s: float
+    live_children_s: dict = field(default_factory=dict)  # pid -> seconds
+
+    def seconds_since(self, before: "CpuSnapshot") -> float:
+        """CPU seconds of the whole cell between two snapshots.
+
+        RUSAGE_CHILDREN only sees children that were waited for; pool workers
+        still alive are read one by one (psutil), counting only what they used
+        since the first snapshot.
+        """
+        live = sum(cpu - before.live_children_s.get(pid, 0.0)
+                   for pid, cpu in self.live_children_s.items())
+        return (self.self_s - before.self_s
+                + self.reaped_children_s - before.reaped_children_s + live)
+
+
+def cpu_snapshot() -> CpuSnapshot:
+    # Imported here: psutil cannot load in a subinterpreter with its own GIL, and
+    # tasks run there import this module for run_task alone.
+    import psutil
+
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    live = {}
+    for child in psutil.Process().children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            continue  # gone between listing and reading: RUSAGE_CHILDREN has it once reaped
+        live[child.pid] = times.user + times.system
+    return CpuSnapshot(me.ru_utime + me.ru_stime, reaped.ru_utime + reaped.ru_stime, live)
+
+
+def process_cpu() -> dict:
+    """This process's CPU seconds, and who it is: run inside a remote worker, the
+    answer tells a process on this machine (and this process's own child) from one
+    elsewhere. {"pid", "create_time", "boot_id", "cpu_s"}."""
+    import psutil
+
+    proc = psutil.Process()
+    times = proc.cpu_times()
+    return {"pid": proc.pid, "create_time": proc.create_time(), "boot_id": boot_id(),
+            "cpu_s": times.user + times.system}
+
+
+def boot_id() -> str | None:
+    """This machine's boot id (Linux), to tell one machine from another; None elsewhere."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def machine_busy() -> tuple[float, int] | None:
+    """CPU seconds the whole machine has been busy (all processes), and its CPU count.
+
+    From /proc/stat; None where there is no /proc (the noise guard is then off).
+    """
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+            n_cpus = sum(1 for line in f if line.startswith("cpu"))
+    except OSError:
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / _TICK, max(n_cpus, 1)
+
+
+# --- one cell -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RepeatResult:
+    """One timed run of a cell: k tasks on k workers."""
+
+    wall_s: float
+    cpu_s: float
+    noise: float | None          # share of the machine other processes used meanwhile
+    tasks: tuple                 # TaskResult per task
+    gil_held: float | None = None  # share of the run a probe thread found the GIL taken
+    observed: object = None      # what a cpu_source saw beside CPU (a dask cell's figures)
+
+
+@dataclass(frozen=True)
+class ExtraCpu:
+    """CPU a ``cpu_source`` counted during one run that cpu_snapshot() cannot see
+    (processes that are not this one's children: a running dask cluster's), the part
+    of it used on this machine (the cell's own work there, not noise), and anything
+    else the source observed meanwhile (kept as RepeatResult.observed)."""
+
+    cpu_s: float = 0.0
+    local_s: float = 0.0
+    observed: object = None
+
+
+@dataclass(frozen=True)
+class CellMeasurement:
+    """Every repeat of the try that was kept, and how many tries the noise guard needed."""
+
+    repeats: tuple
+    tries: int
+
+    @property
+    def wall_s(self) -> float:
+        return stats.median(r.wall_s for r in self.repeats)
+
+    @property
+    def spread(self) -> float:
+        """Relative spread of the repeats' wall times (gillab.core.stats.spread)."""
+        return stats.spread(r.wall_s for r in self.repeats)
+
+    @property
+    def noise(self) -> float | None:
+        values = [r.noise for r in self.repeats if r.noise is not None]
+        return max(values) if values else None
+
+    @property
+    def gil_held(self) -> float | None:
+        values = [r.gil_held for r in self.repeats if r.gil_held is not None]
+        return stats.median(values) if values else None
+
+
+class _BackgroundSampler:
+    """A daemon thread that runs ``self._sample()`` from ``with`` entry until exit."""
+
+    name = "gillab-sampler"
+
+    def __init__(self):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name=self.name, daemon=True)
+
+    def _sample(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+class GilProbe(_BackgroundSampler):
+    """A thread that samples GIL acquisition (gillab._kernels.gil_probe) while a run goes on."""
+
+    name = "gillab-gil-probe"
+
+    def __init__(self, interval_s: float = 0.001):
+        super().__init__()
+        self.interval_s = interval_s
+        self._result = None
+
+    def _sample(self):
+        from gillab import _kernels
+
+        self._result = _kernels.gil_probe(self._stop, self.interval_s)
+
+    @property
+    def held(self) -> float | None:
+        if self._result is None:
+            return None
+        waited, probed, _samples = self._result
+        return min(1.0, waited / probed) if probed > 0 else None
+
+
+def measure_once(run, probe_gil: bool = False, cpu_source=None) -> RepeatResult:
+    """Time ``run()`` (which runs the cell's tasks) with CPU and machine-load counters.
+
+    With ``probe_gil``, a probe thread samples the GIL meanwhile (in-process cells).
+    ``cpu_source``, if given, is called just before the run and returns a callable
+    called just after it, which returns an ExtraCpu: CPU used elsewhere for the
+    cell, added to the run's, its local part taken out of the noise.
+    """
+    probe = GilProbe() if probe_gil else contextlib.nullcontext()
+    stop_source = cpu_source() if cpu_source is not None else None
+    busy0 = machine_busy()
+    cpu0 = cpu_snapshot()
+    with probe:
+        wall0 = time.perf_counter()
+        tasks = run()
+        wall = time.perf_counter() - wall0
+    cpu = cpu_snapshot().seconds_since(cpu0)
+    busy1 = machine_busy()
+    extra = stop_source() if stop_source is not None else ExtraCpu()
+    noise = None
+    if busy0 is not None and busy1 is not None and wall > 0:
+        # /proc/stat counts whole ticks per CPU: take one tick per CPU of reading
+        # error out, so a short cell is not called noisy by rounding alone.
+        others = (busy1[0] - busy0[0]) - cpu - extra.local_s - busy1[1] / _TICK
+        noise = min(1.0, max(0.0, others) / (wall * busy1[1]))
+    return RepeatResult(wall, cpu + extra.cpu_s, noise, tuple(tasks),
+                        probe.held if probe_gil else None, extra.observed)
+
+
+def measure_cell(run, repeat: int, noise_limit: float = 0.10, max_tries: int = 3,
+                 pause_s: float = 1.0, probe_gil: bool = False, max_repeat: int | None = None,
+                 settled=None, cpu_source=None) -> CellMeasurement:
+    """Run a cell ``repeat`` times; if other processes took more than ``noise_limit``
+    of the machine meanwhile, wait ``pause_s`` and run it again (``max_tries`` in all).
+
+    Adaptive, like pyperf's calibration: while ``settled(measurement)`` (the caller's
+    judgement, so this module never judges) says the figures are not yet clear, add
+    repeats up to ``max_repeat``. Keeps the quietest try. ``run`` is a zero-argument
+    callable returning TaskResults; ``cpu_source`` counts CPU used outside this process
+    tree (see measure_once).
+    """
+    best = None
+    for attempt in range(1, max_tries + 1):
+        repeats = [measure_once(run, probe_gil, cpu_source) for _ in range(repeat)]
+        while (settled is not None and len(repeats) < (max_repeat or repeat)
+               and not settled(CellMeasurement(tuple(repeats), attempt))):
+            repeats.append(measure_once(run, probe_gil, cpu_source))
+        current = CellMeasurement(tuple(repeats), attempt)
+        if current.noise is None or current.noise <= noise_limit:
+            return current
+        if best is None or current.noise < best.noise:
+            best = current
+        if attempt < max_tries:
+            time.sleep(pause_s)
+    return CellMeasurement(best.repeats, max_tries)

@@ -1,0 +1,71 @@
+"""Every concurrency model of the lesson behind one signature.
+
+``open_executor(name, n_workers)`` returns a started executor whose ``run(task, k)``
+runs k identical tasks on its workers and returns their TaskResults in order.
+Pools are created (and warmed) when the executor opens, apart from the timed work;
+``threads`` and ``processes`` start their workers inside ``run``, as the lesson does.
+
+gevent is never imported here: gevent cells run in a child process of their own
+(gillab.measure.gevent_child), which patches itself first thing.
+"""
+from __future__ import annotations
+
+from gillab.core import registry
+from gillab.measure.executors.base import Executor, WorkerFailed
+from gillab.measure.executors.interpreters import Interpreters
+from gillab.measure.executors.local import Serial, ThreadPool, Threads
+from gillab.measure.executors.processes import MpPool, Processes, ProcessPool
+
+__all__ = ["EXECUTORS", "IN_PROCESS", "PROCESS_EXECUTORS", "PER_RUN_STARTUP", "open_executor",
+           "unavailable_reason", "WorkerFailed", "Executor"]
+
+# Views of gillab.core.registry, the one table of executor traits.
+EXECUTORS = registry.DEFAULT_EXECUTORS
+#: Executors whose workers share the measuring process (and its GIL).
+IN_PROCESS = registry.names_where(shares_gil=True)
+#: Executors whose workers are processes started by multiprocessing (a start method applies).
+PROCESS_EXECUTORS = registry.names_where(start_method=True)
+#: Executors that start their workers inside each run rather than when they open.
+PER_RUN_STARTUP = registry.names_where(starts_per_run=True)
+
+
+_CLASSES = {cls.name: cls for cls in (Serial, Threads, Processes, MpPool, ThreadPool,
+                                      ProcessPool, Interpreters)}
+
+
+def unavailable_reason(name: str) -> str | None:
+    """Why executor ``name`` cannot run on this interpreter, or None if it can."""
+    import importlib.util
+
+    from gillab.core.environment import free_threaded_build
+
+    if name == "gevent":
+        if free_threaded_build():
+            return "gevent does not support free-threaded builds"
+        if importlib.util.find_spec("gevent") is None:
+            return "gevent is not installed"
+    if name == "dask" and importlib.util.find_spec("distributed") is None:
+        return "dask.distributed is not installed: pip install 'gillab[dask]'"
+    if name == "interpreters":
+        return _interpreters_unavailable()
+    return None
+
+
+def _interpreters_unavailable() -> str | None:
+    # Python < 3.13, no _interpreters module, or gillab's kernels unable to load in a
+    # subinterpreter with its own GIL: a throwaway subinterpreter tries (gillab.measure.subinterpreters).
+    from gillab.measure.subinterpreters import subinterpreter_problem
+
+    return subinterpreter_problem()
+
+
+def open_executor(name: str, n_workers: int, start_method: str | None = None,
+                  timeout_s: float = 300.0) -> Executor:
+    """Start the executor ``name`` with ``n_workers`` workers (not for ``gevent``)."""
+    try:
+        cls = _CLASSES[name]
+    except KeyError:
+        raise ValueError(f"unknown executor {name!r}; choose from {', '.join(EXECUTORS)}"
+                         + (" (gevent runs through gillab.measure.gevent_child)" if name == "gevent"
+                            else "")) from None
+    return cls(n_workers, start_method=start_method, timeout_s=timeout_s)
