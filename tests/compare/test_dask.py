@@ -24,7 +24,7 @@ from gillab.core.errors import UserError
 from gillab.measure.clocks import (CellMeasurement, ExtraCpu, RepeatResult, TaskResult, boot_id,
                             calibrate_n, measure_cell)
 
-from .conftest import retry_once, run_gillab
+from tests.conftest import retry_once, run_gillab
 
 HAVE_DISTRIBUTED = importlib.util.find_spec("distributed") is not None
 needs_dask = pytest.mark.skipif(not HAVE_DISTRIBUTED,

@@ -594,7 +594,7 @@ class TestProgramRuns:
 
     @pytest.mark.parametrize("gil", ["0", "1"])
     def test_a_free_threaded_python_with_its_gil_off_and_on(self, tmp_path, gil):
-        from tests.test_interpreters import free_threaded_python
+        from tests.pythons.test_interpreters import free_threaded_python
 
         python = free_threaded_python()
         if python is None:

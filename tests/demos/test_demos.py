@@ -22,7 +22,7 @@ from gillab.demos import (cpu_vs_io, deadlock, event, gevent_spawn, gil_counter,
                           tcp_threads, thread_api, thread_create, thread_pool)
 from gillab.core.errors import UsageError, UserError
 
-from .conftest import retry_once, run_gillab
+from tests.conftest import retry_once, run_gillab
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 

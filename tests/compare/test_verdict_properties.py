@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from gillab.core import registry
 from gillab.compare.verdict import Losses, where_the_time_went
 
-from .test_verdict import verdict
+from tests.compare.test_verdict import verdict
 
 
 CPU_EXECUTORS = [e for e in registry.ALL_EXECUTORS if e != "serial"]

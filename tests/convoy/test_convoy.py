@@ -18,7 +18,7 @@ from gillab.convoy import cli, measuring, records, report, verdict
 from gillab.__main__ import create_parser
 from gillab.core.errors import UsageError
 
-from .conftest import retry_once, run_gillab
+from tests.conftest import retry_once, run_gillab
 
 DESIGN_ROW_FIELDS = ("background", "probe", "switch_interval", "samples", "p50_ms", "p99_ms",
                      "max_ms", "verdict", "reason")

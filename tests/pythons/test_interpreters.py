@@ -23,13 +23,13 @@ from gillab.compare import merge
 from gillab.pythons import child, found, venvs
 from gillab.compare.records import Cell, CompareRun, load_run
 
-from .conftest import run_gillab
+from tests.conftest import run_gillab
 
 
 def compare_parser():
     return create_parser()._subparsers._group_actions[0].choices["compare"]
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def interp(version="3.11.7", free_threaded=False, path=None, host=False, build=None):

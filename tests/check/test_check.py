@@ -10,7 +10,7 @@ from gillab.check.record import SCHEMA, CheckResult, CheckSweep, Workers
 from gillab.check.statement import parse_sweep, prepare
 from gillab.core.errors import UsageError
 
-from .conftest import run_gillab
+from tests.conftest import run_gillab
 
 
 def made(share=1.0, on_cpu=1.0, speedup=1.95, cores=1.96, gil_wait=0.01, cpus=2,

@@ -13,7 +13,7 @@ from gillab import kernels
 from gillab.compare.engine import Plan, run_compare
 from gillab.measure.gevent_cells import measure_gevent_cells
 
-from .conftest import retry_once, run_gillab
+from tests.conftest import retry_once, run_gillab
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ import pytest
 from gillab import kernels
 from gillab.measure.clocks import calibrate_n
 
-from .conftest import cores_used_by_threads, retry_once
+from tests.conftest import cores_used_by_threads, retry_once
 
 pytestmark = pytest.mark.slow
 P = kernels.DEFAULT_P

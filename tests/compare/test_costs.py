@@ -15,7 +15,7 @@ from gillab.core.errors import UsageError
 from gillab.measure.executors import open_executor
 from gillab.measure.footprint import PeakMemory, measure_startup, tree_pss_mb
 
-from .conftest import retry_once, run_gillab
+from tests.conftest import retry_once, run_gillab
 
 pytestmark = pytest.mark.slow
 

@@ -1,7 +1,7 @@
 """The command line, run as a user runs it: `python -m gillab ...`."""
 from __future__ import annotations
 
-from .conftest import run_gillab
+from tests.conftest import run_gillab
 
 
 class TestEnvAndKernels:

@@ -15,7 +15,7 @@ from gillab.compare import cli
 from gillab import kernels
 from gillab.measure.executors import EXECUTORS
 
-from .conftest import retry_once, run_gillab
+from tests.conftest import retry_once, run_gillab
 
 pytestmark = pytest.mark.slow
 
