@@ -38,6 +38,7 @@ DEMOS: dict[str, str] = {
     "thread-pool": "thread_pool",
     "gevent-spawn": "gevent_spawn",
     "hybrid": "hybrid",
+    "asyncio": "asyncio_echo",
 }
 
 LANGS = ("en", "zh")

@@ -69,11 +69,11 @@ def _process_is_unpatched() -> bool:
 class TestRegistry:
     """The list of demos, their two languages, and unknown names."""
 
-    def test_sixteen_demos_in_the_lessons_order(self):
+    def test_the_lessons_sixteen_demos_in_its_order_then_asyncio(self):
         assert demos.names() == [
             "tcp-processes", "tcp-threads", "tcp-gevent", "pool-lock", "thread-create",
             "thread-api", "gil-counter", "race", "cpu-vs-io", "deadlock", "semaphore",
-            "event", "process-pool", "thread-pool", "gevent-spawn", "hybrid"]
+            "event", "process-pool", "thread-pool", "gevent-spawn", "hybrid", "asyncio"]
 
     @pytest.mark.parametrize("name", demos.names())
     def test_each_demo_speaks_both_languages_alike(self, name):
