@@ -1,9 +1,11 @@
-"""Build the C extensions: gillab._kernels (ext/_kernels.pyx) and gillab._sampler.
+"""Build the C extensions: gillab._kernels (ext/_kernels.pyx) and, on Linux only,
+gillab._sampler (ext/_sampler.pyx).
 
 Compiler directives are set here, once, for every .pyx (house style).
 """
 import os
 import shutil
+import sys
 
 import Cython
 from Cython.Build import cythonize
@@ -28,6 +30,10 @@ class build_py_with_sources(build_py):
             os.makedirs(os.path.dirname(target), exist_ok=True)
             shutil.copyfile(os.path.join(here, rel), target)
 
+#: ext/_sampler.pyx reads /proc and calls Linux's prctl and clock_nanosleep: it does not
+#: compile elsewhere, and `gillab timeline` refuses other platforms before importing it.
+LINUX = sys.platform.startswith("linux")
+
 extensions = [
     Extension(
         "gillab._kernels",
@@ -41,9 +47,10 @@ extensions = [
             ("CYTHON_USE_MODULE_STATE", "1"),
         ],
     ),
-    # The timeline's /proc sampler: its loop runs without the GIL (gillab/timeline).
-    Extension("gillab._sampler", ["ext/_sampler.pyx"]),
 ]
+if LINUX:
+    # The timeline's /proc sampler: its loop runs without the GIL (gillab/timeline).
+    extensions.append(Extension("gillab._sampler", ["ext/_sampler.pyx"]))
 
 setup(
     cmdclass={"build_py": build_py_with_sources},

@@ -19,8 +19,11 @@ cdef extern from *:
     }
 
     /* The plain C reference: the same loop written by hand, the physical
-       limit that the Cython cores are held against. */
-    static uint64_t gillab_c_loop(uint64_t r, uint64_t i, uint64_t hi, uint64_t m) {
+       limit that the Cython cores are held against.  unsigned long long, not
+       uint64_t (unsigned long on 64-bit Linux): it is passed as a loop_fn,
+       and GCC >= 14 refuses the mismatched function pointer as an error. */
+    static unsigned long long gillab_c_loop(unsigned long long r, unsigned long long i,
+                                            unsigned long long hi, unsigned long long m) {
         while (i <= hi) {
             r = gillab_mulmod(r, i, m);
             i++;
