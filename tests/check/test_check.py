@@ -1,4 +1,4 @@
-"""`gillab check`: does this call release the GIL, and would threads help it? (issue 13)"""
+"""`gillab check`: does this call release the GIL, and would threads help it?"""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""Verdicts that cannot be confidently wrong (issue 12): the CPU evidence leads, and a
+"""Verdicts that cannot be confidently wrong: the CPU evidence leads, and a
 missing speedup is explained by measured parts. Hand-made numbers, no clocks."""
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ class TestWhereTheTimeWent:
     """The gap to the ideal splits into slower tasks, waits and the executor."""
 
     def test_slow_tasks_are_named_not_dispatch(self):
-        # issue 12: bigint on processes x2, 1.11x with 1.99 cores: tasks ran slower.
+        # Measured here: bigint on processes x2, 1.11x with 1.99 cores: tasks ran slower.
         losses = where_the_time_went(workers=2, cpu_count=2, cell_wall_s=0.54,
                                      last_task_wall_s=0.53, task_cpu_s=0.53,
                                      serial_cpu_s=0.30, serial_wall_s=0.30)

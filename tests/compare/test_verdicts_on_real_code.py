@@ -1,4 +1,4 @@
-"""Issue 12 on real runs: verdicts agree with the CPU evidence on code nobody here
+"""On real runs: verdicts agree with the CPU evidence on code nobody here
 wrote, and gillab's figures agree with an independent stopwatch."""
 from __future__ import annotations
 
