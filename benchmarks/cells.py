@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from gillab import kernels
 from gillab.measure import gevent_cells
+from gillab.measure.outcome import CellFailure
 from gillab.measure import clocks as measure
 from gillab.core import stats
 from gillab.core.environment import cpu_count
@@ -77,14 +78,15 @@ def run_gevent_cell(benchmark, task: kernels.Task, workers: int, *, expected, se
         # The compare engine's own gevent path, so the suite and `gillab compare`
         # measure gevent the same way. Noise is reported, never retried (retries
         # pause a second each, and the suite has a time budget).
-        ((_, measured, _),) = gevent_cells.measure_gevent_cells(
+        ((_, reply),) = gevent_cells.measure_gevent_cells(
             task, [workers], repeat=repeat if benchmark.enabled else 1,
             noise_limit=math.inf, timeout_s=max(60.0, 40 * workers * serial_s))
-        return measured
+        return reply
 
-    measured = benchmark.pedantic(measure_in_child, rounds=1, iterations=1)
-    if isinstance(measured, str):  # the child could not measure the cell at all
-        raise AssertionError(f"gevent cell failed: {measured}")
+    reply = benchmark.pedantic(measure_in_child, rounds=1, iterations=1)
+    if isinstance(reply, CellFailure):  # the child could not measure the cell at all
+        raise AssertionError(f"gevent cell failed: {reply.message}")
+    measured = reply.measurement
     tasks = tuple(tuple(r.tasks) for r in measured.repeats)
     wall = sum(r.wall_s for r in measured.repeats)
     cores = sum(r.cpu_s for r in measured.repeats) / wall if wall > 0 else None

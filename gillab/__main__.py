@@ -13,7 +13,8 @@ import sys
 import threading
 
 from gillab.cli import arguments as checks
-from gillab.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError, UserError
+from gillab.core.errors import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Finished,
+                                UsageError, UserError)
 from gillab.cli.terminal import ascii_safe_output, print_lines
 
 __all__ = ["create_parser", "main"]
@@ -236,6 +237,7 @@ def _run(args) -> int:
     try:
         lines = COMMANDS[args.command](args)
         print_lines(lines or ())
+        status = lines.status if isinstance(lines, Finished) else EXIT_OK
         sys.stdout.flush()
     except UsageError as exc:
         print(f"gillab {args.command}: error: {exc}", file=sys.stderr)
@@ -265,7 +267,7 @@ def _run(args) -> int:
         print(f"gillab: internal error: {_one_line(exc)} (run with --debug for the "
               "traceback)", file=sys.stderr)
         return EXIT_FAILED
-    return getattr(args, "exit_status", 0)
+    return status
 
 
 def _one_line(exc: BaseException) -> str:

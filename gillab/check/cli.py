@@ -7,6 +7,7 @@ child is killed) and Ctrl-C is answered at once. Nothing is left running.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
 from gillab.cli import arguments as checks
 from gillab.core.errors import UsageError, UserError, check_output_path
@@ -71,6 +72,19 @@ def _run(prepared, sweep, args):
                       judge.find_threshold(name, rows))
 
 
+@dataclass(frozen=True)
+class ChildFailed:
+    """The check's child could not finish: its one-line message, and whether it was the
+    statement's usage (exit 2) rather than a failure (exit 1). Otherwise the child
+    sends its CheckResult or CheckSweep itself."""
+
+    message: str
+    usage: bool = False
+
+    def raise_it(self):
+        raise (UsageError if self.usage else UserError)(self.message)
+
+
 def _child(prepared, sweep, args, conn) -> None:
     import os
     import signal
@@ -78,11 +92,11 @@ def _child(prepared, sweep, args, conn) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent answers Ctrl-C and kills us
     os.setpgid(0, 0)  # a group of our own: the parent kills it with --processes' workers
     try:
-        conn.send(("ok", _run(prepared, sweep, args)))
+        conn.send(_run(prepared, sweep, args))
     except (UsageError, UserError) as exc:
-        conn.send(("usage" if isinstance(exc, UsageError) else "failed", str(exc)))
+        conn.send(ChildFailed(str(exc), usage=isinstance(exc, UsageError)))
     except BaseException as exc:  # noqa: BLE001 - reported in one line by the parent
-        conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+        conn.send(ChildFailed(f"{type(exc).__name__}: {exc}"))
     finally:
         conn.close()
 
@@ -106,7 +120,7 @@ def _run_in_child(prepared, sweep, args):
             raise UserError(f"the statement did not return within --timeout {args.timeout:g} s"
                             f" (statement: {prepared.statement.strip()!r}); stopped it")
         try:
-            kind, payload = recv.recv()
+            reply = recv.recv()
         except EOFError:
             raise UserError(f"the check's process died (exit code {proc.exitcode}): the "
                             "statement crashed the interpreter") from None
@@ -114,11 +128,9 @@ def _run_in_child(prepared, sweep, args):
         _kill_group(proc)
         proc.join()
         recv.close()
-    if kind == "usage":
-        raise UsageError(payload)
-    if kind == "failed":
-        raise UserError(payload)
-    return payload
+    if isinstance(reply, ChildFailed):
+        reply.raise_it()
+    return reply
 
 
 def _kill_group(proc) -> None:

@@ -1,6 +1,6 @@
 """The verdict of `gillab check`: a pure function of a CheckResult's figures. No clocks.
 
-Two kinds of evidence, and they must agree (issue 12: the CPU evidence leads):
+Two kinds of evidence, and they must agree (the CPU evidence leads):
 
 - the GIL probe beside one thread running the call alone: the share of the call's
   time the GIL was free (``released_share``);
@@ -56,111 +56,145 @@ def _ideal(workers: int, cpus: int | None) -> int:
     return max(1, min(workers, cpus or workers))
 
 
-def judge(result: CheckResult) -> CheckResult:
-    """The same record with ``verdict``, ``practical``, ``reason`` and ``releases_gil`` set."""
-    if result.error is not None:
-        return dataclasses.replace(result, verdict="failed", practical="", releases_gil=None,
-                                   reason=result.error)
-    share, on_cpu, w = result.released_share, result.on_cpu, result.largest_threads()
-    if share is None or on_cpu is None or w is None:
-        return dataclasses.replace(
-            result, verdict="unknown", practical="", releases_gil=None,
-            reason="no GIL probe reading or no thread run: nothing to judge")
+@dataclasses.dataclass(frozen=True)
+class _Evidence:
+    """The figures a check's verdict is drawn from, read once from its record."""
+
+    share: float       # GIL free, share of the call alone
+    on_cpu: float      # the lone thread on a CPU, share of the call
+    k: int             # threads in the largest run
+    cores: float
+    speedup: float
+    gil_wait: float
+    scales: bool       # the gain the cores back reaches halfway to the ideal
+    flat: bool         # about one core
+    took_turns: bool   # the threads waited for each other's GIL
+    no_wait: bool
+    noisy: bool
+    figures: str
+
+
+def _evidence(result: CheckResult, w) -> _Evidence:
     k = w.workers
     ideal = _ideal(k, result.cpus)
-    cores = w.cores_used or 0.0
-    speedup = w.speedup or 0.0
+    cores, speedup = w.cores_used or 0.0, w.speedup or 0.0
     gil_wait = w.gil_wait if w.gil_wait is not None else 0.0
     gain = min(speedup, cores)
-    scales = ideal > 1 and gain >= 1 + SCALES_SHARE * (ideal - 1)
-    flat = cores <= 1 + FLAT_SHARE * (ideal - 1)
-    took_turns = gil_wait >= (NOISY_TURNS if result.noisy else TURNS_SHARE * (1 - 1 / k))
-    no_wait = gil_wait <= FREE_WAIT
-    figures = (f"GIL free {_pct(share)} of the call; {k} threads: {speedup:.2f}x, "
-               f"{cores:.2f} cores used, GIL wait {gil_wait:.2f}")
+    share = result.released_share
+    return _Evidence(
+        share, result.on_cpu, k, cores, speedup, gil_wait,
+        scales=ideal > 1 and gain >= 1 + SCALES_SHARE * (ideal - 1),
+        flat=cores <= 1 + FLAT_SHARE * (ideal - 1),
+        took_turns=gil_wait >= (NOISY_TURNS if result.noisy else TURNS_SHARE * (1 - 1 / k)),
+        no_wait=gil_wait <= FREE_WAIT, noisy=result.noisy,
+        figures=(f"GIL free {_pct(share)} of the call; {k} threads: {speedup:.2f}x, "
+                 f"{cores:.2f} cores used, GIL wait {gil_wait:.2f}"))
+
+
+def _notes(result: CheckResult, e: _Evidence) -> list[str]:
     notes = []
-    if speedup > cores * 1.15 + 0.1 and on_cpu >= WAITS_BELOW and not result.noisy:
-        notes.append(f"a {speedup:.2f}x speedup on {cores:.2f} cores is a slow baseline, "
+    if e.speedup > e.cores * 1.15 + 0.1 and e.on_cpu >= WAITS_BELOW and not e.noisy:
+        notes.append(f"a {e.speedup:.2f}x speedup on {e.cores:.2f} cores is a slow baseline, "
                      "not parallelism: the cores lead")
-    if result.noisy:
+    if e.noisy:
         notes.append(f"machine busy (other processes took {_pct(result.noise or 0)} of the "
                      "CPUs): cores used is not conclusive, the GIL wait is")
     if result.answers == "differ":
         notes.append(f"answers differed between threads ({result.answers_detail}): "
                      "not thread-safe")
+    return notes
 
-    if on_cpu < WAITS_BELOW:
-        waits_free = share >= 0.5
-        verdict = "waits" if waits_free else "waits, holding the GIL"
-        practical = "threads help only for waits" if waits_free else "use processes"
-        reason = (f"on a CPU {_pct(on_cpu)} of the call alone (IO or sleep); GIL free "
-                  f"{_pct(share)}; {k} threads: {speedup:.2f}x on {cores:.2f} cores")
-        releases = waits_free
-        if waits_free and speedup < 0.6 * k and not result.noisy:
-            notes.append(f"yet {k} threads overlapped only {speedup:.2f}x: the waits "
-                         "themselves are shared (one device, one lock)")
-        return _done(result, verdict, practical, releases, reason, notes)
 
-    if share >= RELEASES_AT:
-        verdict = "releases the GIL"
-        if result.noisy:
-            releases = True if no_wait else None
-        else:
-            releases = True
-        if scales:
-            practical, lead = "threads help", figures
-        elif result.noisy and no_wait:
-            practical = "threads help"
-            lead = figures + " (blocked for nothing: the CPUs were taken by others)"
-        else:
-            practical = "use processes"
-            lead = (figures + f": the GIL is free, yet {k} threads used {cores:.2f} cores: "
-                    "something other than the GIL serializes the call (a lock, "
-                    "memory bandwidth)") if not result.noisy else figures
-            if result.noisy:
-                releases = None
-    elif share <= HOLDS_AT:
-        verdict = "holds the GIL"
-        practical = "use processes"
-        lead = figures
-        if scales:
-            releases = None  # the probe and the cores disagree: say so, decide nothing
-            lead += (f": the probe found the GIL held, yet {k} threads used {cores:.2f} "
-                     "cores: the evidence disagrees")
-            practical = "threads help"
-        elif result.noisy:
-            releases = False if took_turns else None
-        else:
-            releases = False if (flat or took_turns) else None
-            if releases is None:
-                lead += ": the probe found the GIL held, but the threads did not take turns"
+def judge(result: CheckResult) -> CheckResult:
+    """The same record with ``verdict`` (and its ``verdict_word``), ``practical``,
+    ``reason`` and ``releases_gil`` set."""
+    if result.error is not None:
+        return dataclasses.replace(result, verdict="failed", verdict_word="failed",
+                                   practical="", releases_gil=None, reason=result.error)
+    w = result.largest_threads()
+    if result.released_share is None or result.on_cpu is None or w is None:
+        return dataclasses.replace(
+            result, verdict="unknown", verdict_word="unknown", practical="",
+            releases_gil=None, reason="no GIL probe reading or no thread run: nothing to judge")
+    e = _evidence(result, w)
+    notes = _notes(result, e)
+    if e.on_cpu < WAITS_BELOW:
+        word, practical, releases, reason = _judge_waits(e, notes)
+    elif e.share >= RELEASES_AT:
+        word, practical, releases, reason = _judge_releases(e)
+    elif e.share <= HOLDS_AT:
+        word, practical, releases, reason = _judge_holds(e)
     else:
-        verdict = f"releases it for part of the call ({_pct(share)})"
-        most = 1 / max(1e-9, 1 - share)
-        lead = figures + f"; with {_pct(1 - share)} under the GIL, at most {most:.1f} cores"
-        practical = "threads help" if scales else "use processes"
-        releases = (share >= 0.5) if not result.noisy else None
-    return _done(result, verdict, practical, releases, lead, notes)
+        word, practical, releases, reason = _judge_part(e)
+    verdict = f"{word} ({_pct(e.share)})" if word == PART else word
+    return _done(result, verdict, word, practical, releases, reason, notes)
 
 
-def _done(result, verdict, practical, releases, reason, notes) -> CheckResult:
+#: The verdict word whose sentence carries the share: "releases it for part of the call (40%)".
+PART = "releases it for part of the call"
+
+
+def _judge_waits(e: _Evidence, notes: list):
+    waits_free = e.share >= 0.5
+    reason = (f"on a CPU {_pct(e.on_cpu)} of the call alone (IO or sleep); GIL free "
+              f"{_pct(e.share)}; {e.k} threads: {e.speedup:.2f}x on {e.cores:.2f} cores")
+    if waits_free and e.speedup < 0.6 * e.k and not e.noisy:
+        notes.append(f"yet {e.k} threads overlapped only {e.speedup:.2f}x: the waits "
+                     "themselves are shared (one device, one lock)")
+    if waits_free:
+        return "waits", "threads help only for waits", True, reason
+    return "waits, holding the GIL", "use processes", False, reason
+
+
+def _judge_releases(e: _Evidence):
+    releases = (True if e.no_wait else None) if e.noisy else True
+    if e.scales:
+        return "releases the GIL", "threads help", releases, e.figures
+    if e.noisy and e.no_wait:
+        return ("releases the GIL", "threads help", releases,
+                e.figures + " (blocked for nothing: the CPUs were taken by others)")
+    if e.noisy:
+        return "releases the GIL", "use processes", None, e.figures
+    return ("releases the GIL", "use processes", releases,
+            e.figures + f": the GIL is free, yet {e.k} threads used {e.cores:.2f} cores: "
+            "something other than the GIL serializes the call (a lock, memory bandwidth)")
+
+
+def _judge_holds(e: _Evidence):
+    if e.scales:  # the probe and the cores disagree: say so, decide nothing
+        return ("holds the GIL", "threads help", None,
+                e.figures + f": the probe found the GIL held, yet {e.k} threads used "
+                f"{e.cores:.2f} cores: the evidence disagrees")
+    if e.noisy:
+        return "holds the GIL", "use processes", (False if e.took_turns else None), e.figures
+    releases = False if (e.flat or e.took_turns) else None
+    lead = e.figures
+    if releases is None:
+        lead += ": the probe found the GIL held, but the threads did not take turns"
+    return "holds the GIL", "use processes", releases, lead
+
+
+def _judge_part(e: _Evidence):
+    most = 1 / max(1e-9, 1 - e.share)
+    lead = e.figures + f"; with {_pct(1 - e.share)} under the GIL, at most {most:.1f} cores"
+    practical = "threads help" if e.scales else "use processes"
+    return PART, practical, (e.share >= 0.5) if not e.noisy else None, lead
+
+
+def _done(result, verdict, word, practical, releases, reason, notes) -> CheckResult:
     if result.noisy and releases is None:
         notes = notes + ["too busy to tell"]
     text = "; ".join([reason, *notes])
-    return dataclasses.replace(result, verdict=verdict, practical=practical,
-                               releases_gil=releases, reason=text)
-
-
-def _word(row: CheckResult) -> str:
-    # "releases it for part of the call (40%)" and "(60%)" are one verdict for a sweep.
-    return row.verdict.split(" (")[0]
+    return dataclasses.replace(result, verdict=verdict, verdict_word=word,
+                               practical=practical, releases_gil=releases, reason=text)
 
 
 def find_threshold(name: str, rows) -> str:
     """Where a sweep's verdict changes: "between n=1024 (holds ...) and n=4096 (...)"."""
     changes = []
     for before, after in zip(rows, rows[1:]):
-        if _word(before) != _word(after):
+        # "releases it for part of the call (40%)" and "(60%)" are one verdict for a sweep.
+        if before.verdict_word != after.verdict_word:
             changes.append(f"between {name}={before.params[name]!r} ({before.verdict}) and "
                            f"{name}={after.params[name]!r} ({after.verdict})")
     if not changes:

@@ -68,6 +68,7 @@ class CheckResult:
     tries: int = 0                       # rounds run, noisy ones included
     cpus: int | None = None
     verdict: str = ""                    # releases the GIL / holds the GIL / ... / waits
+    verdict_word: str = ""               # the verdict without its figure: one of judge.VERDICTS
     practical: str = ""                  # threads help / use processes / ...
     reason: str = ""
     error: str | None = None             # the statement failed: one line

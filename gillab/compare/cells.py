@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 
 from gillab import kernels
 from gillab.core import stats
+from gillab.core.registry import spec as executor_spec
 from gillab.measure.clocks import CellMeasurement
+from gillab.measure.outcome import CellFailure
 from gillab.compare.records import Cell
 from gillab.compare.verdict import MARGIN, Losses, ideal_speedup, judge, os_share, where_the_time_went
 
@@ -43,6 +45,7 @@ class Figures:
     cpu_s: float
     cores: float
     speedup: float | None
+    speedup_all: tuple            # one per repeat paired with a serial run; () unpaired
     gil_wait: float
     os_wait: float
     task_slowdown: float | None
@@ -57,14 +60,32 @@ def serial_task(subject: Subject) -> tuple[float, float] | None:
             stats.median(t.thread_cpu_s for t in subject.serial_tasks))
 
 
+def paired_speedups(workers: int, repeats) -> tuple:
+    """k x T(serial) / T(cell) for each repeat measured next to a serial run of its own
+    (RepeatResult.before); () unless every repeat has one."""
+    if not repeats or any(r.before is None or r.wall_s <= 0 for r in repeats):
+        return ()
+    return tuple(workers * r.before / r.wall_s for r in repeats)
+
+
 def figures(subject: Subject, executor: str, workers: int, repeats, n_cpus: int) -> Figures:
-    """Speedup, cores, waits and where the time went, from the given repeats."""
+    """Speedup, cores, waits and where the time went, from the given repeats.
+
+    Paired repeats (each after a serial run of its own) give a speedup per pair, and
+    the median of those: a drift of the machine moves both sides of each pair alike.
+    Otherwise the speedup divides the subject's serial cell.
+    """
     wall = stats.median(r.wall_s for r in repeats)
     cpu = stats.median(r.cpu_s for r in repeats)
     tasks = [t for r in repeats for t in r.tasks]
     io_bound = subject.io_bound
-    speedup = (workers * subject.serial_s / wall
-               if subject.serial_s is not None and wall > 0 else None)
+    baseline = executor_spec(executor).baseline
+    pairs = () if baseline else paired_speedups(workers, repeats)
+    if pairs:
+        speedup = stats.median(pairs)
+    else:
+        speedup = (workers * subject.serial_s / wall
+                   if subject.serial_s is not None and wall > 0 else None)
     queued = [t.os_queue for t in tasks]
     modelled = os_share(workers, n_cpus, io_bound, executor)
     if all(q is not None for q in queued):
@@ -85,13 +106,13 @@ def figures(subject: Subject, executor: str, workers: int, repeats, n_cpus: int)
     serial = serial_task(subject)
     task_cpu = stats.median(t.thread_cpu_s for t in tasks)
     slowdown = losses = None
-    if serial is not None and not io_bound and serial[1] > 1e-4 and executor != "serial":
+    if serial is not None and not io_bound and serial[1] > 1e-4 and not baseline:
         slowdown = task_cpu / serial[1]
         losses = where_the_time_went(
             workers=workers, cpu_count=n_cpus, cell_wall_s=wall,
             last_task_wall_s=stats.median(max(t.wall_s for t in r.tasks) for r in repeats),
             task_cpu_s=task_cpu, serial_cpu_s=serial[1], serial_wall_s=serial[0])
-    return Figures(wall, cpu, cpu / wall if wall > 0 else 0.0, speedup,
+    return Figures(wall, cpu, cpu / wall if wall > 0 else 0.0, speedup, pairs,
                    gil_wait, os_wait, slowdown, losses)
 
 
@@ -108,7 +129,7 @@ def verdict_of(subject: Subject, executor: str, workers: int, fig: Figures, nois
                  cores_used=fig.cores + shift, correct=correct, io_bound=subject.io_bound,
                  cpu_count=n_cpus, noise=noise, noise_limit=noise_limit, tries=tries,
                  error=error, gil_wait=fig.gil_wait, os_wait=fig.os_wait,
-                 serial_s=subject.serial_s if executor != "serial" else fig.wall_s,
+                 serial_s=fig.wall_s if executor_spec(executor).baseline else subject.serial_s,
                  shape=extra.get("shape"), loop_stall_s=extra.get("loop_stall_s"),
                  losses=fig.losses, task_slowdown=fig.task_slowdown,
                  baseline_spread=subject.serial_spread,
@@ -122,9 +143,11 @@ SERIAL_SPREAD = 0.10
 def settled_for(subject: Subject, executor: str, workers: int, noise_limit: float, n_cpus: int):
     """For measure_cell: are a cell's repeats clear enough to stop? Clear when every
     repeat leads to the same verdict, and a lone repeat is not on a boundary."""
+    baseline = executor_spec(executor).baseline
+
     def settled(measured: CellMeasurement) -> bool:
         repeats = measured.repeats
-        if executor == "serial":  # the baseline every speedup divides: steady enough?
+        if baseline:  # the run every speedup divides: steady enough?
             return measured.spread <= SERIAL_SPREAD
         words = {verdict_of(subject, executor, workers,
                              figures(subject, executor, workers, [r], n_cpus), noise_limit,
@@ -137,25 +160,33 @@ def settled_for(subject: Subject, executor: str, workers: int, noise_limit: floa
     return settled
 
 
-def build_cell(subject: Subject, executor: str, workers: int, measured, noise_limit: float,
-                n_cpus: int, **extra) -> Cell:
-    """Numbers -> a Cell with its verdict. ``extra`` carries executor-specific fields
-    (a dask cell's shape, loop stall, costs, ...)."""
-    explain = extra.pop("explain", None)  # an executor's own clause: explain(gil_wait, ...)
-    common = dict(kernel=subject.name, executor=executor, workers=workers, n=subject.n,
-                  seconds=subject.seconds, serial_s=subject.serial_s,
-                  calls_per_task=subject.task.calls if subject.task.target else None, **extra)
-    if isinstance(measured, str):  # the cell could not be measured at all
-        return Cell(**common, wall_s=None, verdict="wrong", reason=measured, error=measured)
-    assert isinstance(measured, CellMeasurement)
-    tasks = [t for r in measured.repeats for t in r.tasks]
+def _correct(subject: Subject, tasks) -> tuple[bool, str | None]:
+    """Whether every task gave the subject's answer (a target: the same answer as every
+    other task, and serial's), and the first task error."""
     error = next((t.error for t in tasks if t.error), None)
     if subject.checked:
-        correct = error is None and all(t.value == subject.expected for t in tasks)
-    else:
-        correct = error is None and all(t.value == tasks[0].value for t in tasks)
-        if correct and subject.expected is not None:
-            correct = tasks[0].value == subject.expected
+        return error is None and all(t.value == subject.expected for t in tasks), error
+    correct = error is None and all(t.value == tasks[0].value for t in tasks)
+    if correct and subject.expected is not None:
+        correct = tasks[0].value == subject.expected
+    return correct, error
+
+
+def build_cell(subject: Subject, executor: str, workers: int, measured, noise_limit: float,
+                n_cpus: int, *, explain=None, **extra) -> Cell:
+    """A CellMeasurement (or a CellFailure) -> a Cell with its verdict. ``extra`` carries
+    executor-specific Cell fields (a dask cell's shape, loop stall, costs, ...);
+    ``explain(gil_wait, task_slowdown=...)``, if given, is the executor's own clause."""
+    spec = executor_spec(executor)  # an unknown executor is an error here too
+    common = dict(kernel=subject.name, executor=executor, workers=workers, n=subject.n,
+                  seconds=subject.seconds, serial_s=subject.serial_s,
+                  io_bound=subject.io_bound,
+                  calls_per_task=subject.task.calls if subject.task.target else None, **extra)
+    if isinstance(measured, CellFailure):  # the cell could not be measured at all
+        return Cell(**common, wall_s=None, verdict="wrong", reason=measured.message,
+                    error=measured.message)
+    tasks = [t for r in measured.repeats for t in r.tasks]
+    correct, error = _correct(subject, tasks)
     fig = figures(subject, executor, workers, measured.repeats, n_cpus)
     extra_reason = (explain(fig.gil_wait, task_slowdown=fig.task_slowdown)
                     if explain is not None and not subject.io_bound else None)
@@ -165,20 +196,25 @@ def build_cell(subject: Subject, executor: str, workers: int, measured, noise_li
                           extra={**extra, "extra_reason": extra_reason})
     reason = verdict.reason
     # The baseline's own spread is in its record; its verdict is fixed by design.
-    uncertain = (not settled and executor != "serial"
+    uncertain = (not settled and not spec.baseline
                  and verdict.verdict not in ("wrong", "noisy"))
     if uncertain:
         reason += (f" (uncertain: its {len(measured.repeats)} runs, spread "
                    f"{measured.spread:.0%}, do not all lead to this verdict)")
-    if executor == "serial":
+    if spec.baseline:
         common["serial_s"] = fig.wall_s
+    elif fig.speedup_all:  # judged against the serial runs taken next to its own
+        common["serial_s"] = stats.median(r.before for r in measured.repeats)
     return Cell(**common, wall_s=fig.wall_s,
                 wall_s_all=tuple(r.wall_s for r in measured.repeats), cpu_s=fig.cpu_s,
-                cores_used=fig.cores, speedup=fig.speedup if executor != "serial" else 1.0,
+                cores_used=fig.cores, speedup=1.0 if spec.baseline else fig.speedup,
+                speedup_all=fig.speedup_all, paired=bool(fig.speedup_all),
+                speedup_spread=stats.spread(fig.speedup_all) if fig.speedup_all else None,
                 correct=correct, gil_wait=fig.gil_wait, gil_held=measured.gil_held,
                 noise=measured.noise, verdict=verdict.verdict, reason=reason,
-                ideal=None if executor == "serial" else ideal_speedup(workers, n_cpus,
-                                                                     subject.io_bound),
+                unbacked=verdict.unbacked,
+                ideal=None if spec.baseline else ideal_speedup(workers, n_cpus,
+                                                               subject.io_bound),
                 os_wait=fig.os_wait, tries=measured.tries, error=error,
                 spread=measured.spread, uncertain=uncertain,
                 task_slowdown=fig.task_slowdown,
@@ -190,7 +226,7 @@ def main_loss(fig: Figures, executor: str, workers: int, n_cpus: int,
                io_bound: bool) -> str | None:
     """The largest part of a missing speedup, named for the table; None when nothing
     worth naming is missing (under 10% of the ideal)."""
-    if fig.losses is None or fig.speedup is None or executor == "serial":
+    if fig.losses is None or fig.speedup is None or executor_spec(executor).baseline:
         return None
     if fig.speedup >= 0.9 * ideal_speedup(workers, n_cpus, io_bound):
         return None
@@ -198,7 +234,7 @@ def main_loss(fig: Figures, executor: str, workers: int, n_cpus: int,
 
 
 def adopt_baseline(subject: Subject, cell: Cell, measured, noise_limit: float, n_cpus: int,
-              extra: dict) -> Cell:
+                   extra: dict) -> Cell:
     """Keep the serial cell's figures as the subject's baseline; for a --target, its
     answer becomes the reference and its CPU use tells CPU work from waiting."""
     if not isinstance(measured, CellMeasurement) or cell.wall_s is None or not cell.correct:

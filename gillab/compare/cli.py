@@ -10,7 +10,8 @@ import sys
 
 from gillab.cli import arguments as checks
 from gillab.core import registry
-from gillab.core.errors import EXIT_CELLS_FAILED, UsageError, UserError, check_output_path
+from gillab.core.errors import (EXIT_CELLS_FAILED, EXIT_OK, Finished, UsageError, UserError,
+                                check_output_path)
 
 __all__ = ["add_parser", "cmd_compare", "KERNEL_NAMES", "EXECUTOR_NAMES",
            "OPTIONAL_EXECUTOR_NAMES"]
@@ -125,7 +126,7 @@ def _check_worker_limits(plan, args) -> None:
             f"{args.max_processes} (each costs a fork and megabytes of memory); "
             f"raise it with --max-processes {most} if you mean it")
     in_threads = [e for e in plan.executors if registry.spec(e).worker_kind == "thread"
-                  and e != "serial"]
+                  and not registry.spec(e).baseline]
     if in_threads and most > args.max_threads:
         raise UsageError(
             f"-w {most} on {in_threads[0]} means {most} workers, over the limit of "
@@ -133,13 +134,8 @@ def _check_worker_limits(plan, args) -> None:
 
 
 def cmd_compare(args) -> list[str]:
-    from gillab import kernels
-    from gillab.core import procutil
-    from gillab.compare.engine import Plan, run_compare
-    from gillab.compare.progress import make_progress
-    from gillab.compare.report import format_cost_table, format_table, write_plot
-    from gillab.compare.records import write_json_atomic
-
+    """Check the arguments, run the matrix (or each --python), write what was asked for;
+    the table's lines, Finished with EXIT_CELLS_FAILED when a cell was wrong."""
     if args.json:
         check_output_path(args.json, "--json")
     if args.plot:
@@ -152,6 +148,13 @@ def cmd_compare(args) -> list[str]:
         return _compare_across(args)
     if args.gil:
         raise UsageError("--gil applies to a free-threaded interpreter given by --python")
+    return _run_here(args, _checked_plan(args))
+
+
+def _checked_plan(args):
+    """The Plan the arguments ask for; UsageError before anything is measured."""
+    from gillab.compare.engine import Plan
+
     executors = args.executor or (["serial", "threads", "processes"] if args.target else None)
     plan = Plan(
         kernels=tuple(dict.fromkeys(args.kernel)) if args.kernel else Plan.kernels,
@@ -176,7 +179,7 @@ def cmd_compare(args) -> list[str]:
     if args.dask_config and args.dask_scheduler:
         raise UsageError("--dask-config cannot reconfigure an existing cluster: "
                          "drop one of --dask-config, --dask-scheduler")
-    if "dask" in plan.executors:
+    if any(registry.spec(e).shaped for e in plan.executors):
         if plan.dask_scheduler:
             from gillab.measure.dask_cells import check_scheduler
 
@@ -189,6 +192,17 @@ def cmd_compare(args) -> list[str]:
         probe = checks.probe_target(plan.target)
         if probe.unsafe_in_process:
             plan = dataclasses.replace(plan, target_unsafe=probe.unsafe_in_process)
+    return plan
+
+
+def _run_here(args, plan) -> Finished:
+    from gillab import kernels
+    from gillab.core import procutil
+    from gillab.compare.engine import run_compare
+    from gillab.compare.progress import make_progress
+    from gillab.compare.report import format_cost_table, format_table, write_plot
+    from gillab.compare.records import write_json_atomic
+
     progress = make_progress(args.quiet)
     try:
         # A target's own prints go to stderr: stdout carries the table alone.
@@ -200,17 +214,19 @@ def cmd_compare(args) -> list[str]:
         write_json_atomic(args.json, run.to_dict())
     if args.plot:
         write_plot(run, args.plot)
-    if any(not c.correct or c.verdict == "wrong" for c in run.cells):
-        args.exit_status = EXIT_CELLS_FAILED  # table and JSON written all the same
+    # A wrong cell: the table and JSON are written all the same, the status says it.
+    failed = any(not c.correct or c.verdict == "wrong" for c in run.cells)
     descriptions = {name: k.description for name, k in kernels.KERNELS.items()}
-    return format_table(run, descriptions) + format_cost_table(run) + _too_short(run, plan)
+    return Finished(format_table(run, descriptions) + format_cost_table(run)
+                    + _too_short(run, plan), EXIT_CELLS_FAILED if failed else EXIT_OK)
 
 
 def _too_short(run, plan) -> list[str]:
     """A --target whose one call is under the floor: its figures cannot be trusted."""
     import textwrap
 
-    serial = next((c for c in run.cells if c.executor == "serial" and c.serial_s), None)
+    serial = next((c for c in run.cells if registry.spec(c.executor).baseline and c.serial_s),
+                  None)
     if not plan.target or serial is None or serial.serial_s >= checks.MIN_TASK_S:
         return []
     return ["", *textwrap.wrap(

@@ -7,7 +7,9 @@ read the clocks, gillab.compare.cells turns what they measured into a judged Cel
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, field
+from typing import Callable
 
 from gillab import kernels
 from gillab.core import registry
@@ -17,7 +19,8 @@ from gillab.measure.executors import WorkerFailed, open_executor
 from gillab.measure.footprint import PeakMemory, measure_startup, tree_pss_mb
 from gillab.measure.gevent_cells import measure_gevent_cells
 from gillab.kernels import DEFAULT_P
-from gillab.measure.clocks import CellMeasurement, autorange_calls, calibrate_n, measure_cell
+from gillab.measure.clocks import autorange_calls, calibrate_n, measure_cell, now
+from gillab.measure.outcome import CellFailure, Measured
 from gillab.compare.records import Cell, CompareRun
 
 __all__ = ["Plan", "run_compare", "plan_cells", "Progress", "measure_gevent_cells",
@@ -58,6 +61,19 @@ class Progress:
     def cell_done(self, cell: Cell) -> None: ...
 
 
+@dataclass(frozen=True)
+class MeasuredCell:
+    """One cell as measured, before it is judged: where it ran, what came back (a
+    CellMeasurement or a CellFailure), the extra Cell fields its executor adds, and
+    the executor's own clause for the reason (dask's), if any."""
+
+    executor: str
+    workers: int
+    outcome: object
+    fields: dict = field(default_factory=dict)
+    explain: Callable | None = None
+
+
 def plan_cells(plan: Plan) -> list[tuple[str, str, int, str | None]]:
     """Every (subject, executor, workers, start method) to run, in order.
 
@@ -68,12 +84,13 @@ def plan_cells(plan: Plan) -> list[tuple[str, str, int, str | None]]:
     for subject in plan.subjects:
         cells.append((subject, "serial", 1, None))
         for executor in plan.executors:
-            if executor == "serial":
+            spec = registry.spec(executor)
+            if spec.baseline:
                 continue
-            if executor == "dask":
-                cells.extend((subject, "dask", k, None) for k in _dask_worker_counts(plan))
+            if spec.shaped:
+                cells.extend((subject, executor, k, None) for k in _dask_worker_counts(plan))
                 continue
-            methods = plan.start_methods if registry.spec(executor).start_method else (None,)
+            methods = plan.start_methods if spec.start_method else (None,)
             cells.extend((subject, executor, w, m) for m in methods for w in plan.workers)
     return cells
 
@@ -139,38 +156,68 @@ def _timeout(subject: Subject, workers: int) -> float:
 
 
 def _measure_local(subject: Subject, executor: str, workers: int, plan: Plan,
-                   start_method: str | None, n_cpus: int):
+                   start_method: str | None, n_cpus: int, dispatch: dict,
+                   paired: bool = False) -> Measured:
     """Measure one cell here; with plan.cost, also its start-up and memory.
 
-    Returns (CellMeasurement, extra Cell fields).
+    ``paired``: each timed run comes right after one serial run of the task, outside
+    the run's clocks (RepeatResult.before), so a drift of the machine moves both sides
+    of each speedup. ``dispatch`` caches dispatch figures for this run only.
     """
     spec = registry.spec(executor)
     timeout_s = _timeout(subject, workers)
     baseline_mb = tree_pss_mb() if plan.cost else None
     startup, ex = measure_startup(
         lambda: open_executor(executor, workers, start_method, timeout_s))
-    with ex:
+    with ex, _PairedSerial(subject, paired) as serial_run:
         measured = measure_cell(lambda: ex.run(subject.task, workers), repeat=plan.repeat,
                                 noise_limit=plan.noise_limit, max_tries=plan.max_tries,
                                 probe_gil=spec.shares_gil,
                                 max_repeat=max(plan.repeat, plan.max_repeat),
                                 settled=settled_for(subject, executor, workers,
-                                                    plan.noise_limit, n_cpus))
+                                                    plan.noise_limit, n_cpus),
+                                before_each=serial_run)
         if not plan.cost:
-            return measured, {}
+            return Measured(measured)
         if spec.starts_per_run:
             startup, _ = measure_startup(ex.start_idle)
         # An untimed pass: sampling memory costs CPU the timed runs must not see.
         with PeakMemory() as memory:
             ex.run(subject.task, workers)
-    return measured, {"startup_s": startup.wall_s, "startup_cpu_s": startup.cpu_s,
-                      "mem_mb": max(0.0, memory.peak_mb - baseline_mb),
-                      "dispatch_us": _dispatch_us(executor, workers, start_method)}
+    key = (executor, workers, start_method)
+    if key not in dispatch:
+        dispatch[key] = _dispatch_us(executor, workers, start_method)
+    return Measured(measured, {"startup_s": startup.wall_s, "startup_cpu_s": startup.cpu_s,
+                               "mem_mb": max(0.0, memory.peak_mb - baseline_mb),
+                               "dispatch_us": dispatch[key]})
 
 
-@functools.lru_cache(maxsize=None)
+class _PairedSerial:
+    """With ``paired``, a serial executor open for the cell and a callable timing one
+    serial run of the task (its wall seconds); without, None."""
+
+    def __init__(self, subject: Subject, paired: bool):
+        self.subject, self.paired, self.ex = subject, paired, None
+
+    def __enter__(self):
+        if not self.paired:
+            return None
+        self.ex = open_executor("serial", 1, None, _timeout(self.subject, 1))
+        self.ex.__enter__()
+        return self.run
+
+    def run(self) -> float:
+        start = now()
+        self.ex.run(self.subject.task, 1)
+        return now() - start
+
+    def __exit__(self, *exc):
+        if self.ex is not None:
+            self.ex.__exit__(*exc)
+
+
 def _dispatch_us(executor: str, workers: int, start_method: str | None) -> float | None:
-    """Per-task dispatch cost, once per executor shape (it does not depend on the kernel).
+    """Per-task dispatch cost of an executor shape (it does not depend on the kernel).
 
     None for threads and processes: they start a worker per task, so their cost is
     start-up, measured apart.
@@ -183,11 +230,40 @@ def _dispatch_us(executor: str, workers: int, start_method: str | None) -> float
     return dispatch_us(executor, n_tasks=1000, n_workers=workers, start_method=start_method)
 
 
-def _measure_gevent(subject: Subject, workers_list, plan: Plan):
-    """The compare engine's gevent cells for one subject; see measure_gevent_cells."""
-    return measure_gevent_cells(subject.task, workers_list, repeat=plan.repeat,
-                                noise_limit=plan.noise_limit, cost=plan.cost,
-                                timeout_s=_timeout(subject, max(workers_list)))
+def _measure_dask(subject: Subject, plan: Plan, progress: Progress):
+    """Yield a MeasuredCell per dask cell, with dask's own clause for the reason."""
+    from gillab.measure.dask_cells import dask_reason, measure_dask
+
+    for workers, measured, extra in measure_dask(
+            subject.task, list(plan.workers), shapes=plan.dask_shapes,
+            scheduler=plan.dask_scheduler, repeat=plan.repeat, noise_limit=plan.noise_limit,
+            max_tries=plan.max_tries, timeout_s=_timeout(subject, max(plan.workers)),
+            cost=plan.cost, **({"config": plan.dask_config} if plan.dask_config else {}),
+            on_start=lambda k, shape: progress.step(f"{subject.name} on dask {shape}")):
+        # What Dask itself took from the tasks, named in the verdict's reason.
+        explain = functools.partial(dask_reason, extra.get("shape"),
+                                    dask_own_cores=extra.get("dask_own_cores"),
+                                    config=extra.get("dask_config"))
+        outcome = CellFailure(measured) if isinstance(measured, str) else measured
+        yield MeasuredCell("dask", workers, outcome, extra, explain)
+
+
+def _measure_gevent(subject: Subject, plan: Plan, progress: Progress):
+    """Yield a MeasuredCell per gevent cell (one child process measures them all)."""
+    progress.step(f"{subject.name} on gevent (own process)")
+    for workers, reply in measure_gevent_cells(
+            subject.task, list(plan.workers), repeat=plan.repeat,
+            noise_limit=plan.noise_limit, cost=plan.cost,
+            timeout_s=_timeout(subject, max(plan.workers))):
+        if isinstance(reply, CellFailure):
+            yield MeasuredCell("gevent", workers, reply)
+        else:
+            yield MeasuredCell("gevent", workers, reply.measurement, reply.extra)
+
+
+#: Executors measured outside this process's executor loop (registry trait ``remote``),
+#: each by its own measurer: adding one is a row here and one in the registry.
+REMOTE_MEASURERS = {"gevent": _measure_gevent, "dask": _measure_dask}
 
 
 def unavailable_executors(executors) -> dict[str, str]:
@@ -202,60 +278,38 @@ def unavailable_executors(executors) -> dict[str, str]:
     return reasons
 
 
-def _measure_dask(subject: Subject, plan: Plan, progress: Progress):
-    """Yield (workers, CellMeasurement or error message, extra Cell fields, shape among
-    them), as measure_gevent_cells does."""
-    from gillab.measure.dask_cells import measure_dask
-
-    yield from measure_dask(subject.task, list(plan.workers), shapes=plan.dask_shapes,
-                            scheduler=plan.dask_scheduler, repeat=plan.repeat,
-                            noise_limit=plan.noise_limit, max_tries=plan.max_tries,
-                            timeout_s=_timeout(subject, max(plan.workers)), cost=plan.cost,
-                            **({"config": plan.dask_config} if plan.dask_config else {}),
-                            on_start=lambda k, shape: progress.step(
-                                f"{subject.name} on dask {shape}"))
-
-
 def _local_cells(subject: Subject, cells, plan: Plan, env: dict, n_cpus: int,
-                 progress: "Progress"):
-    """Yield (executor, workers, CellMeasurement or error, extra) for the cells this
-    process measures itself, serial first."""
+                 progress: Progress, dispatch: dict):
+    """Yield a MeasuredCell for each cell this process measures itself, the baseline
+    first; every other cell is paired with serial runs of its own."""
     for _, executor, workers, method in cells:
+        spec = registry.spec(executor)
         label = f"{executor}/{method}" if len(plan.start_methods) > 1 and method else executor
         progress.step(f"{subject.name} on {label} x{workers}")
-        extra = ({"start_method": method or env["start_method"]}
-                 if registry.spec(executor).start_method else {})
+        fields = {"start_method": method or env["start_method"]} if spec.start_method else {}
+        paired = not spec.baseline and subject.serial_s is not None
         try:
-            measured, costs = _measure_local(subject, executor, workers, plan, method, n_cpus)
-            extra.update(costs)
+            measured = _measure_local(subject, executor, workers, plan, method, n_cpus,
+                                      dispatch, paired)
         except WorkerFailed as exc:
-            measured = str(exc)
-        yield executor, workers, measured, extra
+            yield MeasuredCell(executor, workers, CellFailure(str(exc)), fields)
+            continue
+        yield MeasuredCell(executor, workers, measured.measurement,
+                           {**fields, **measured.extra})
 
 
-def _remote_cells(subject: Subject, executors, plan: Plan, progress: "Progress"):
-    """The same shape as _local_cells, for executors measured in their own processes."""
-    if "gevent" in executors:
-        progress.step(f"{subject.name} on gevent (own process)")
-        for workers, measured, extra in _measure_gevent(subject, list(plan.workers), plan):
-            yield "gevent", workers, measured, extra
-    if "dask" in executors:
-        from gillab.measure.dask_cells import dask_reason
-
-        for workers, measured, extra in _measure_dask(subject, plan, progress):
-            # What Dask itself took from the tasks, named in the verdict's reason.
-            explain = functools.partial(dask_reason, extra.get("shape"),
-                                        dask_own_cores=extra.get("dask_own_cores"),
-                                        config=extra.get("dask_config"))
-            yield "dask", workers, measured, {**extra, "explain": explain}
+def _remote_cells(subject: Subject, executors, plan: Plan, progress: Progress):
+    """MeasuredCells of the executors measured in processes of their own."""
+    for name in executors:
+        yield from REMOTE_MEASURERS[name](subject, plan, progress)
 
 
 def run_compare(plan: Plan, progress: Progress | None = None) -> CompareRun:
     """Measure the whole matrix of ``plan``; return every cell with its verdict.
 
     Executors that cannot run here (see executors.unavailable_reason) are skipped,
-    and the run says why. Every cell, wherever it ran, comes back in one shape
-    (executor, workers, measurement or error, extra fields) and is judged alike.
+    and the run says why. Every cell, wherever it ran, comes back as a MeasuredCell
+    and is judged once, as soon as it is measured.
     """
     progress = progress or Progress()
     n_cpus = cpu_count()
@@ -267,67 +321,47 @@ def run_compare(plan: Plan, progress: Progress | None = None) -> CompareRun:
     skipped = unavailable_executors(plan.executors)
     planned = [c for c in plan_cells(plan) if c[1] not in skipped]
     progress.start(len(planned))
-    cells: list[Cell] = []
     remote = [e for e in plan.executors if e not in skipped and registry.spec(e).remote]
-
+    dispatch: dict = {}  # dispatch figures of this run, one per executor shape
+    cells: list[Cell] = []
     for name in plan.subjects:
         progress.step(f"{name}: calibrating")
         subject = _prepare(name, plan)
         local = [c for c in planned if c[0] == name and not registry.spec(c[1]).remote]
-        measured_cells = []
-        for executor, workers, measured, extra in (*_local_cells(subject, local, plan, env,
-                                                                n_cpus, progress),
-                                                   *_remote_cells(subject, remote, plan,
-                                                                  progress)):
-            cell = build_cell(subject, executor, workers, measured, plan.noise_limit, n_cpus,
-                              **extra)
-            if executor == "serial":
-                cell = adopt_baseline(subject, cell, measured, plan.noise_limit, n_cpus, extra)
-            measured_cells.append((executor, workers, measured, extra))
-            progress.cell_done(cell)
-        cells += _bracketed(subject, measured_cells, plan, n_cpus, progress)
-    settings = {"kernels": list(plan.kernels), "executors": list(plan.executors),
-                "workers": list(plan.workers), "repeat": plan.repeat,
-                "max_repeat": plan.max_repeat, "cost": plan.cost,
-                "start_methods": [m or env["start_method"] for m in plan.start_methods],
-                "target_s": plan.target_s, "p": plan.p, "target": plan.target,
-                "noise_limit": plan.noise_limit}
-    lesson_costs = None
-    if plan.cost:
-        progress.step("the lesson's costs: 100 threads vs 100 processes")
-        lesson_costs = measure_lesson_costs(plan.start_methods[0])
-    return CompareRun(env, tuple(cells), settings,
+        for one in itertools.chain(_local_cells(subject, local, plan, env, n_cpus, progress,
+                                                dispatch),
+                                   _remote_cells(subject, remote, plan, progress)):
+            cells.append(_judged(subject, one, plan, n_cpus))
+            progress.cell_done(cells[-1])
+    return CompareRun(env, tuple(cells), _settings(plan, env),
                       skipped=tuple({"executor": e, "reason": r} for e, r in skipped.items()),
-                      lesson_costs=lesson_costs)
+                      lesson_costs=_lesson_costs(plan, progress))
 
 
-def _bracketed(subject: Subject, measured_cells: list, plan: Plan, n_cpus: int,
-               progress: Progress) -> list[Cell]:
-    """The subject's cells, judged against a baseline measured before *and* after them.
+def _judged(subject: Subject, one: MeasuredCell, plan: Plan, n_cpus: int) -> Cell:
+    """The Cell of one measured cell; the baseline's figures become the subject's."""
+    cell = build_cell(subject, one.executor, one.workers, one.outcome, plan.noise_limit,
+                      n_cpus, explain=one.explain, **one.fields)
+    if registry.spec(one.executor).baseline:
+        cell = adopt_baseline(subject, cell, one.outcome, plan.noise_limit, n_cpus,
+                              one.fields)
+    return cell
 
-    The serial task's time drifts during a run (the first runs after calibration, the
-    allocator's state, a neighbour): measured on this machine, one serial cell taken
-    first gave bigint 0.349 s a task while the same task took 0.255-0.31 s in workers
-    later, so speedups read 2.3-2.45x on 2 CPUs. Bracketing the cells with serial runs,
-    and taking the median of both, is fair to early and late executors alike.
-    """
-    first = measured_cells[0] if measured_cells else None
-    if (first is None or first[0] != "serial" or len(measured_cells) < 2
-            or not isinstance(first[2], CellMeasurement) or subject.serial_s is None):
-        return [build_cell(subject, e, w, m, plan.noise_limit, n_cpus, **x)
-                for e, w, m, x in measured_cells]
-    progress.step(f"{subject.name} on serial again (the baseline, after the cells)")
-    try:
-        after, _ = _measure_local(subject, "serial", 1, plan, None, n_cpus)
-    except WorkerFailed:
-        after = None
-    before = first[2]
-    both = before if after is None else CellMeasurement(before.repeats + after.repeats,
-                                                        max(before.tries, after.tries))
-    serial = build_cell(subject, "serial", 1, both, plan.noise_limit, n_cpus, **first[3])
-    serial = adopt_baseline(subject, serial, both, plan.noise_limit, n_cpus, first[3])
-    return [serial] + [build_cell(subject, e, w, m, plan.noise_limit, n_cpus, **x)
-                       for e, w, m, x in measured_cells[1:]]
+
+def _settings(plan: Plan, env: dict) -> dict:
+    return {"kernels": list(plan.kernels), "executors": list(plan.executors),
+            "workers": list(plan.workers), "repeat": plan.repeat,
+            "max_repeat": plan.max_repeat, "cost": plan.cost,
+            "start_methods": [m or env["start_method"] for m in plan.start_methods],
+            "target_s": plan.target_s, "p": plan.p, "target": plan.target,
+            "noise_limit": plan.noise_limit}
+
+
+def _lesson_costs(plan: Plan, progress: Progress) -> dict | None:
+    if not plan.cost:
+        return None
+    progress.step("the lesson's costs: 100 threads vs 100 processes")
+    return measure_lesson_costs(plan.start_methods[0])
 
 
 def measure_lesson_costs(start_method: str | None = None, n_workers: int = 100,

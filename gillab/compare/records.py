@@ -60,10 +60,18 @@ class Cell:
     losses: dict | None = None        # {"slower_tasks", "waiting", "executor"}: shares of wall
     main_loss: str | None = None      # the largest of those, when the speedup fell short
     calls_per_task: int | None = None  # --target: calls of the function in one task
+    # Facts the report reads as fields, never from the reason's prose.
+    unbacked: bool = False            # a wall-clock speedup the cores used cannot account for
+    io_bound: bool = False            # the task waits (sleep; a target that used no CPU)
+    # Paired speedups: each repeat ran right after a serial run of its own.
+    paired: bool = False              # speedup = median of the pairs; serial_s = theirs
+    speedup_all: tuple = ()           # k x T(serial run) / T(cell run), one per pair
+    speedup_spread: float | None = None  # (max - min) / median of speedup_all
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["wall_s_all"] = list(self.wall_s_all)
+        d["speedup_all"] = list(self.speedup_all)
         return d
 
     @classmethod
@@ -71,6 +79,7 @@ class Cell:
         names = {f.name for f in dataclasses.fields(cls)}
         known = {k: v for k, v in data.items() if k in names}
         known["wall_s_all"] = tuple(known.get("wall_s_all") or ())
+        known["speedup_all"] = tuple(known.get("speedup_all") or ())
         return cls(**known)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from gillab.core.registry import spec
+
 __all__ = ["format_env", "format_kernels", "format_table", "format_env_line", "Column",
            "render_table"]
 
@@ -97,7 +99,7 @@ def _lost_to(cell) -> str:
 
 
 def _wait_text(cell) -> str:
-    if cell.gil_wait is not None and cell.kernel == "sleep":
+    if cell.gil_wait is not None and cell.io_bound:
         return _num(cell.gil_wait, ".2f") + "*"   # off-CPU by design, not GIL wait
     return _num(cell.gil_wait, ".2f")
 
@@ -112,13 +114,21 @@ def _compare_columns(cells, show_method: bool) -> list[Column]:
         Column("executor", width, lambda c: cell_label(c, show_method), "<"),
         Column("w", 2, lambda c: str(c.workers)),
         Column("wall", 5, lambda c: _seconds(c.wall_s)),
-        Column("speedup", 7, lambda c: "-" if c.speedup is None else f"{c.speedup:.2f}x"),
+        Column("speedup", 7, _speedup_text),
         Column("cores", 5, lambda c: _num(c.cores_used, ".2f")),
         Column("wait", 5, _wait_text),
         Column("held", 4, lambda c: _num(c.gil_held, ".2f")),
         Column("verdict", 15, lambda c: c.verdict + ("?" if c.uncertain else ""), "<"),
         Column("lost to", 8, _lost_to, "<"),
     ]
+
+
+def _speedup_text(cell) -> str:
+    """The speedup, with the spread of its pairs when they differ by 10% or more."""
+    if cell.speedup is None:
+        return "-"
+    wide = cell.speedup_spread is not None and cell.speedup_spread >= 0.10
+    return f"{cell.speedup:.2f}x" + ("~" if wide else "")
 
 
 def cell_label(cell, show_method: bool = False) -> str:
@@ -159,9 +169,6 @@ def _subject_title(cells, descriptions: dict) -> list[str]:
     return [f"{first.kernel}" + (f" ({detail})" if detail else ""), f"  {what}"]
 
 
-_GOOD = ("parallel", "IO-overlapped")
-
-
 def _wrap(text: str, indent: str = "", width: int = WIDTH) -> list[str]:
     import textwrap
 
@@ -175,16 +182,15 @@ def _why_lines(cells, show_method: bool = False) -> list[str]:
     The serial baseline and one-worker cells that met their ideal say nothing new,
     so they are left to the table.
     """
-    telling = [c for c in cells if c.executor != "serial"
-               and (c.workers > 1 or c.verdict not in _GOOD)]
+    telling = [c for c in cells if not spec(c.executor).baseline]
     lines = []
     for verdict in dict.fromkeys(c.verdict for c in telling):
         members = [c for c in telling if c.verdict == verdict]
         where = ", ".join(cell_label(c, show_method) + ("" if c.shape else f" x{c.workers}")
                           for c in members)
-        example = max(members, key=lambda c: c.workers)
+        example = max(members, key=lambda c: (c.workers, -(c.speedup or 0)))
         lines += _wrap(f"{verdict} ({where}): {example.reason}", indent="  ")
-    unbacked = [c for c in telling if "not backed by CPU" in c.reason]
+    unbacked = [c for c in telling if c.unbacked]
     if unbacked:  # the example reasons above may not show it: one line for all
         lines += _wrap("speedups the cores do not back (the serial baseline ran slow): "
                        + ", ".join(f"{cell_label(c, show_method)} x{c.workers} "
@@ -195,7 +201,7 @@ def _why_lines(cells, show_method: bool = False) -> list[str]:
 
 def _dask_lines(cells) -> list[str]:
     """What Dask says about itself, beside gillab's figures, for a group's dask cells."""
-    dask = [c for c in cells if c.executor == "dask"]
+    dask = [c for c in cells if spec(c.executor).shaped]
     if not dask:
         return []
     parts = []
@@ -215,7 +221,9 @@ def format_table(run, descriptions: dict | None = None) -> list[str]:
     """The compare table: environment on top, one block per kernel, reasons under each."""
     descriptions = descriptions or {}
     lines = [*_wrap(f"gillab compare — {format_env_line(run.env)}"),
-             *_wrap("k identical tasks on k workers. speedup = k x T(serial) / T(cell); "
+             *_wrap("k identical tasks on k workers. speedup = k x T(serial) / T(cell), "
+                    "each timed run of a cell right after a serial run of its own, the "
+                    "median of those pairs (~: the pairs spread 10% or more); "
                     "ideal = min(k, CPUs) for CPU work, k for waits. cores = CPU seconds / "
                     "wall seconds. wait = GIL wait: the share of its time the longest-waiting "
                     "task was off-CPU from its start signal, the OS queue taken out; held = "
@@ -234,7 +242,7 @@ def format_table(run, descriptions: dict | None = None) -> list[str]:
     for cells in groups.values():
         lines += ["", *_subject_title(cells, descriptions)]
         lines += render_table(_compare_columns(run.cells, methods), cells)
-        if any(c.kernel == "sleep" and c.gil_wait is not None for c in cells):
+        if any(c.io_bound and c.gil_wait is not None for c in cells):
             lines.append("  * a sleeping task is off-CPU by design: this is not GIL wait")
         lines += _why_lines(cells, methods)
         lines += _dask_lines(cells)
@@ -282,15 +290,13 @@ def write_plot(run, path: str) -> None:
             top.plot(sorted(ideal), [ideal[w] for w in sorted(ideal)], "k--", lw=1,
                      label="ideal")
         for label in dict.fromkeys(cell_label(c, show_method) for c in cells
-                                   if c.executor != "serial"):
+                                   if not spec(c.executor).baseline):
             mine = sorted((c for c in cells if cell_label(c, show_method) == label),
                           key=lambda c: c.workers)
             color = colors.setdefault(label, f"C{len(colors) % 10}")
-            speed = [(c.workers, c.speedup) for c in mine if c.speedup is not None]
-            if speed:
-                top.plot(*zip(*speed), marker="o", color=color, label=label)
+            _plot_speedups(top, mine, color, label)
             wait = [(c.workers, c.gil_wait) for c in mine if c.gil_wait is not None]
-            if wait and name != "sleep":  # a sleep is off-CPU by design, not GIL wait
+            if wait and not mine[0].io_bound:  # a wait is off-CPU by design, not GIL wait
                 bottom.plot(*zip(*wait), marker="o", color=color)
             held = [(c.workers, c.gil_held) for c in mine if c.gil_held is not None]
             if held:
@@ -302,12 +308,32 @@ def write_plot(run, path: str) -> None:
         bottom.set_xticks(sorted({c.workers for c in cells}))
         for ax in (top, bottom):
             ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("speedup (k x T1 / T)")
+    axes[0][0].set_ylabel("speedup (k x T1 / T)\nbar: spread of the pairs;\n"
+                          "red square: not backed by CPU")
     axes[1][0].set_ylabel("GIL wait (o, solid)\nGIL held (x, dotted)")
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"gillab compare — {format_env_line(run.env)}", fontsize=9)
     fig.tight_layout()
     save_figure(fig, path, dpi=100)
+
+
+def _plot_speedups(ax, cells, color, label) -> None:
+    """One executor's speedups against workers: a line through the medians, a bar over
+    the spread of each cell's pairs, and a hollow square on every speedup the cores do
+    not back (the baseline ran slow, not the cell fast)."""
+    speed = [c for c in cells if c.speedup is not None]
+    if not speed:
+        return
+    ax.plot([c.workers for c in speed], [c.speedup for c in speed], marker="o",
+            color=color, label=label)
+    for c in speed:
+        if len(c.speedup_all) > 1:
+            ax.vlines(c.workers, min(c.speedup_all), max(c.speedup_all), color=color,
+                      lw=3, alpha=0.35)
+    unbacked = [c for c in speed if c.unbacked]
+    if unbacked:
+        ax.plot([c.workers for c in unbacked], [c.speedup for c in unbacked], ls="none",
+                marker="s", ms=11, mfc="none", mec="red", mew=1.5)
 
 
 def save_figure(fig, path: str, **savefig_kwargs) -> None:
@@ -339,7 +365,7 @@ def format_cost_table(run) -> list[str]:
     show_method = _several_methods(run)
     rows: dict[tuple, list] = {}
     for cell in run.cells:
-        if cell.executor != "serial":
+        if not spec(cell.executor).baseline:
             rows.setdefault((cell_label(cell, show_method), cell.workers), []).append(cell)
     if not any(c.startup_s is not None or c.mem_mb is not None for c in run.cells):
         return []

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gillab.core.registry import SPECS, ExecutorSpec
+from gillab.core.registry import ExecutorSpec, spec as executor_spec
 
 __all__ = ["VERDICTS", "EXPLANATIONS", "Judgement", "Losses", "ideal_speedup", "judge",
            "os_share", "where_the_time_went", "parallel_cores", "unbacked_speedup"]
 
 VERDICTS = ("GIL-bound", "parallel", "IO-overlapped", "serialized", "overhead-bound",
-            "noisy", "wrong")
+            "noisy", "wrong", "baseline", "overhead")
+#: Words only k >= 2 workers can earn: one worker has nothing to run beside.
+MANY_WORKER_WORDS = ("GIL-bound", "parallel", "IO-overlapped", "serialized", "overhead-bound")
 
 #: One line per verdict word: what it means, for the report's legend.
 EXPLANATIONS = {
@@ -35,6 +37,9 @@ EXPLANATIONS = {
                       "names the largest part)",
     "noisy": "other processes took the CPU during the cell even after retries: no verdict",
     "wrong": "an answer differed from the reference, or a task failed",
+    "baseline": "the serial run: one task, a plain call; every speedup divides this",
+    "overhead": "one worker: what running the task in that worker cost beside a plain "
+                "call (nothing ran at once, so no word about parallelism applies)",
 }
 
 # Margins chosen for a busy 2-core machine. A parallel CPU cell used >= 80% of the
@@ -56,6 +61,7 @@ MARGIN = 0.05
 class Judgement:
     verdict: str
     reason: str
+    unbacked: bool = False  # a wall-clock speedup the cores cannot account for
 
 
 @dataclass(frozen=True)
@@ -97,9 +103,8 @@ def os_share(workers: int, cpu_count: int, io_bound: bool, executor: str) -> flo
     With more CPU-bound workers (OS threads or processes) than CPUs, each gets
     cpu_count / workers of a CPU whether or not there is a GIL.
     """
-    spec = SPECS.get(executor)
-    one_thread = spec is not None and spec.one_os_thread
-    if io_bound or executor == "serial" or one_thread or workers <= cpu_count:
+    spec = executor_spec(executor)
+    if io_bound or spec.baseline or spec.one_os_thread or workers <= cpu_count:
         return 0.0
     return 1.0 - cpu_count / workers
 
@@ -138,17 +143,12 @@ def unbacked_speedup(speedup: float | None, cores_used: float | None, io_bound: 
     return above_ideal or speedup > UNBACKED * cores_used + 0.1
 
 
-def _noun(executor: str) -> str:
-    spec = SPECS.get(executor)
-    return spec.noun if spec else "workers"
-
-
 def _numbers(executor, workers, speedup, cores_used, shape) -> str:
     speed = f"speedup {speedup:.2f}x" if speedup is not None else "no speedup (no baseline)"
     if shape:
         return (f"{speed} on dask {shape} (processes x threads), "
                 f"{cores_used:.2f} cores used")
-    return f"{speed} on {workers} {_noun(executor)}, {cores_used:.2f} cores used"
+    return f"{speed} on {workers} {executor_spec(executor).noun}, {cores_used:.2f} cores used"
 
 
 def judge(*, executor: str, workers: int, speedup: float | None, cores_used: float | None,
@@ -173,13 +173,14 @@ def judge(*, executor: str, workers: int, speedup: float | None, cores_used: flo
     if noise is not None and noise > noise_limit:
         return Judgement("noisy", f"other processes used {noise:.0%} of the machine during "
                                   f"the cell, still after {tries} tries")
-    spec = SPECS.get(executor, SPECS["processes"])
+    spec = executor_spec(executor)  # an unknown executor is an error, never judged as another
     numbers = _numbers(executor, workers, speedup, cores_used, shape)
     judged = _judge_numbers(spec, workers, speedup, cores_used, io_bound, cpu_count, numbers,
                             gil_wait, os_wait, serial_s, shape, losses, task_slowdown)
     reason = judged.reason
     ideal = ideal_speedup(workers, cpu_count, io_bound)
-    if unbacked_speedup(speedup, cores_used, io_bound, ideal) and executor != "serial":
+    unbacked = not spec.baseline and unbacked_speedup(speedup, cores_used, io_bound, ideal)
+    if unbacked:
         spread = (f", whose runs spread {baseline_spread:.0%}"
                   if baseline_spread is not None and baseline_spread >= 0.05 else "")
         above = f", above the ideal {ideal:.0f}," if speedup > ABOVE_IDEAL * ideal else ""
@@ -189,7 +190,7 @@ def judge(*, executor: str, workers: int, speedup: float | None, cores_used: flo
         reason += f"; {extra_reason}"
     if loop_stall_s is not None and loop_stall_s >= 1.0:
         reason += f"; a task froze its worker's event loop for {loop_stall_s:.2f} s (no heartbeats)"
-    return Judgement(judged.verdict, reason)
+    return Judgement(judged.verdict, reason, unbacked)
 
 
 def _dask_gil_groups(shape: str) -> tuple[int, int]:
@@ -203,12 +204,12 @@ def _turn_takers(spec: ExecutorSpec, shape: str | None, cores_used: float) -> st
     (threads of one process), "thread" (greenlets on one OS thread), or None."""
     if spec.one_os_thread:
         return "thread"
-    if spec.name == "dask" and shape:
+    if spec.shaped and shape:
         n_processes, most_threads = _dask_gil_groups(shape)
         if most_threads > 1 and cores_used < ONE_CORE * n_processes:
             return "gil"
         return None
-    if spec.shares_gil and spec.name != "serial":
+    if spec.shares_gil and not spec.baseline:
         return "gil" if cores_used < ONE_CORE else None
     return None
 
@@ -238,20 +239,16 @@ def _loss_clause(losses: Losses | None, task_slowdown: float | None, gil_wait, o
 
 def _judge_numbers(spec, workers, speedup, cores_used, io_bound, cpu_count, numbers,
                    gil_wait, os_wait, serial_s, shape, losses, task_slowdown) -> Judgement:
-    if spec.name == "serial":
-        base = f"{serial_s:.3f} s" if serial_s is not None else "the baseline"
-        return Judgement("serialized", f"the baseline: one task at a time by design "
-                                       f"({base} a task, {cores_used:.2f} cores used)")
+    if spec.baseline:
+        base = f"{serial_s:.3f} s a task" if serial_s is not None else "one task"
+        return Judgement("baseline", f"the serial run: every speedup divides this ({base}, "
+                                     f"{cores_used:.2f} cores used)")
+    if workers == 1:
+        return _judge_one_worker(spec, speedup, numbers, io_bound, losses, task_slowdown,
+                                 gil_wait, os_wait)
     ideal = ideal_speedup(workers, cpu_count, io_bound)
     if io_bound:
         return _judge_io(workers, speedup, ideal, numbers)
-    if workers == 1:
-        if speedup is not None and speedup < OVERHEAD_AT_ONE:
-            return Judgement("overhead-bound", f"{numbers}: one worker is {1 / speedup:.2f}x "
-                                               f"slower than a plain call: "
-                                               + _loss_clause(losses, task_slowdown, gil_wait,
-                                                              os_wait, spec.noun))
-        return Judgement("parallel", f"{numbers} (ideal 1: no overhead to speak of)")
     # CPU work on k >= 2 workers: the cores decide first.
     need = parallel_cores(workers, cpu_count)
     if cores_used >= need:
@@ -271,7 +268,7 @@ def _judge_numbers(spec, workers, speedup, cores_used, io_bound, cpu_count, numb
         if os_wait and os_wait >= 0.05:
             wait += f" (and {os_wait:.0%} queued for a CPU)"
         holder = ("the threads of each worker process take turns holding its GIL"
-                  if spec.name == "dask" else "one thread holds the GIL at a time")
+                  if spec.shaped else "one thread holds the GIL at a time")
         return Judgement("GIL-bound", f"{numbers}{wait}: {holder}")
     if (cores_used < ONE_CORE and losses is not None and losses.main == "waiting"
             and spec.processes):
@@ -284,14 +281,25 @@ def _judge_numbers(spec, workers, speedup, cores_used, io_bound, cpu_count, numb
                      + _loss_clause(losses, task_slowdown, gil_wait, os_wait, spec.noun))
 
 
+def _judge_one_worker(spec, speedup, numbers, io_bound, losses, task_slowdown, gil_wait,
+                      os_wait) -> Judgement:
+    """One worker runs nothing beside anything: what did running the task there cost?"""
+    where = f"running the task in {spec.one_noun}"
+    if speedup is None or speedup <= 0:
+        return Judgement("overhead", f"{numbers}: no serial run to compare {where} with")
+    cost = 1 / speedup - 1
+    if cost >= 0:
+        said = f"{where} cost {cost:.0%} beside a plain call"
+    else:
+        said = f"{where} took {-cost:.0%} less time than a plain call"
+    if speedup < OVERHEAD_AT_ONE and not io_bound:
+        said += ": " + _loss_clause(losses, task_slowdown, gil_wait, os_wait, spec.noun)
+    return Judgement("overhead", f"{said} ({numbers})")
+
+
 def _judge_io(workers, speedup, ideal, numbers) -> Judgement:
     if speedup is None:
         return Judgement("overhead-bound", f"{numbers}: no baseline to judge the waits by")
-    if workers == 1:
-        if speedup < OVERHEAD_AT_ONE:
-            return Judgement("overhead-bound", f"{numbers}: one worker is {1 / speedup:.2f}x "
-                                               "slower than a plain call")
-        return Judgement("IO-overlapped", f"{numbers} (ideal 1: no overhead to speak of)")
     if speedup >= IO_EFFICIENCY * ideal:
         return Judgement("IO-overlapped", f"{numbers}: the waits overlapped (ideal {ideal:.0f})")
     if speedup < ONE_CORE:

@@ -8,6 +8,16 @@ EXIT_CELLS_FAILED = 3    # the run finished, table and JSON written, but a cell 
 EXIT_INTERRUPTED = 130   # Ctrl-C
 
 
+class Finished(list):
+    """A command's lines, with the exit status they end in when it is not EXIT_OK
+    (compare: every cell reported, but one was wrong). A list, so a command's caller
+    prints it like any other; the status is returned, never left on the arguments."""
+
+    def __init__(self, lines, status: int = EXIT_OK):
+        super().__init__(lines)
+        self.status = status
+
+
 class UserError(Exception):
     """A run failed in a way the user should read about: exit 1."""
 

@@ -28,28 +28,38 @@ class ExecutorSpec:
     one_os_thread: bool = False  # every worker runs on one OS thread (greenlets)
     default: bool = True         # in the default matrix; False: asked for by name only
     worker_kind: str = "thread"  # what -w counts against: "thread" or "process" limits
+    one_noun: str = "worker"     # what a reason calls one worker ("a pool thread")
+    baseline: bool = False       # the serial run every speedup divides (one row per subject)
+    shaped: bool = False         # workers come as a cluster shape, P processes x T threads,
+    #                              the threads of each process sharing its GIL (dask)
 
 
 SPECS: dict[str, ExecutorSpec] = {s.name: s for s in (
     ExecutorSpec("serial", "task", shares_gil=True, processes=False, start_method=False,
-                 starts_per_run=False, dispatch=True),
+                 starts_per_run=False, dispatch=True, one_noun="a plain call", baseline=True),
     ExecutorSpec("threads", "threads", shares_gil=True, processes=False, start_method=False,
-                 starts_per_run=True, dispatch=False),
+                 starts_per_run=True, dispatch=False, one_noun="a thread"),
     ExecutorSpec("processes", "processes", shares_gil=False, processes=True, start_method=True,
-                 starts_per_run=True, dispatch=False, worker_kind="process"),
+                 starts_per_run=True, dispatch=False, worker_kind="process",
+                 one_noun="a process"),
     ExecutorSpec("mp_pool", "pool processes", shares_gil=False, processes=True,
-                 start_method=True, starts_per_run=False, dispatch=True, worker_kind="process"),
+                 start_method=True, starts_per_run=False, dispatch=True, worker_kind="process",
+                 one_noun="a pool process"),
     ExecutorSpec("thread_pool", "pool threads", shares_gil=True, processes=False,
-                 start_method=False, starts_per_run=False, dispatch=True),
+                 start_method=False, starts_per_run=False, dispatch=True, one_noun="a pool thread"),
     ExecutorSpec("process_pool", "pool processes", shares_gil=False, processes=True,
-                 start_method=True, starts_per_run=False, dispatch=True, worker_kind="process"),
+                 start_method=True, starts_per_run=False, dispatch=True, worker_kind="process",
+                 one_noun="a pool process"),
     ExecutorSpec("gevent", "greenlets", shares_gil=False, processes=False, start_method=False,
-                 starts_per_run=False, dispatch=True, remote=True, one_os_thread=True),
+                 starts_per_run=False, dispatch=True, remote=True, one_os_thread=True,
+                 one_noun="a greenlet"),
     ExecutorSpec("dask", "dask worker threads", shares_gil=False, processes=True,
                  start_method=False, starts_per_run=False, dispatch=True, remote=True,
-                 default=False, worker_kind="process"),
+                 default=False, worker_kind="process", one_noun="a dask worker",
+                 shaped=True),
     ExecutorSpec("interpreters", "subinterpreters", shares_gil=False, processes=False,
-                 start_method=False, starts_per_run=False, dispatch=False, default=False),
+                 start_method=False, starts_per_run=False, dispatch=False, default=False,
+                 one_noun="a subinterpreter"),
 )}
 
 DEFAULT_EXECUTORS = tuple(n for n, s in SPECS.items() if s.default)

@@ -204,6 +204,7 @@ class RepeatResult:
     tasks: tuple                 # TaskResult per task
     gil_held: float | None = None  # share of the run a probe thread found the GIL taken
     observed: object = None      # what a cpu_source saw beside CPU (a dask cell's figures)
+    before: object = None        # what measure_cell's before_each gave just before this run
 
 
 @dataclass(frozen=True)
@@ -289,7 +290,7 @@ class GilProbe(_BackgroundSampler):
         return min(1.0, waited / probed) if probed > 0 else None
 
 
-def measure_once(run, probe_gil: bool = False, cpu_source=None) -> RepeatResult:
+def measure_once(run, probe_gil: bool = False, cpu_source=None, before_each=None) -> RepeatResult:
     """Time ``run()`` (which runs the cell's tasks) with CPU and machine-load counters.
 
     With ``probe_gil``, a probe thread samples the GIL meanwhile (in-process cells).
@@ -297,6 +298,8 @@ def measure_once(run, probe_gil: bool = False, cpu_source=None) -> RepeatResult:
     called just after it, which returns an ExtraCpu: CPU used elsewhere for the
     cell, added to the run's, its local part taken out of the noise.
     """
+    # Outside every clock below: a paired baseline run taken next to this one.
+    before = before_each() if before_each is not None else None
     probe = GilProbe() if probe_gil else contextlib.nullcontext()
     stop_source = cpu_source() if cpu_source is not None else None
     busy0 = machine_busy()
@@ -315,12 +318,12 @@ def measure_once(run, probe_gil: bool = False, cpu_source=None) -> RepeatResult:
         others = (busy1[0] - busy0[0]) - cpu - extra.local_s - busy1[1] / _TICK
         noise = min(1.0, max(0.0, others) / (wall * busy1[1]))
     return RepeatResult(wall, cpu + extra.cpu_s, noise, tuple(tasks),
-                        probe.held if probe_gil else None, extra.observed)
+                        probe.held if probe_gil else None, extra.observed, before)
 
 
 def measure_cell(run, repeat: int, noise_limit: float = 0.10, max_tries: int = 3,
                  pause_s: float = 1.0, probe_gil: bool = False, max_repeat: int | None = None,
-                 settled=None, cpu_source=None) -> CellMeasurement:
+                 settled=None, cpu_source=None, before_each=None) -> CellMeasurement:
     """Run a cell ``repeat`` times; if other processes took more than ``noise_limit``
     of the machine meanwhile, wait ``pause_s`` and run it again (``max_tries`` in all).
 
@@ -328,14 +331,16 @@ def measure_cell(run, repeat: int, noise_limit: float = 0.10, max_tries: int = 3
     judgement, so this module never judges) says the figures are not yet clear, add
     repeats up to ``max_repeat``. Keeps the quietest try. ``run`` is a zero-argument
     callable returning TaskResults; ``cpu_source`` counts CPU used outside this process
-    tree (see measure_once).
+    tree (see measure_once). ``before_each``, if given, runs just before each timed run,
+    outside its clocks; what it returns is kept as that run's ``before`` (the compare
+    engine's paired serial run, so a drift moves both sides of a speedup).
     """
     best = None
     for attempt in range(1, max_tries + 1):
-        repeats = [measure_once(run, probe_gil, cpu_source) for _ in range(repeat)]
+        repeats = [measure_once(run, probe_gil, cpu_source, before_each) for _ in range(repeat)]
         while (settled is not None and len(repeats) < (max_repeat or repeat)
                and not settled(CellMeasurement(tuple(repeats), attempt))):
-            repeats.append(measure_once(run, probe_gil, cpu_source))
+            repeats.append(measure_once(run, probe_gil, cpu_source, before_each))
         current = CellMeasurement(tuple(repeats), attempt)
         if current.noise is None or current.noise <= noise_limit:
             return current

@@ -15,6 +15,7 @@ import time
 
 from gillab import kernels
 from gillab.core.procutil import child_preexec, forking
+from gillab.measure.outcome import CellFailure, Measured
 
 __all__ = ["measure_gevent_cells"]
 
@@ -25,7 +26,7 @@ def measure_gevent_cells(task: kernels.Task, workers_list, *, repeat: int,
                          startup_s: float = 30.0):
     """Measure gevent cells (one per worker count) in a fresh, patched child process.
 
-    Yields (workers, CellMeasurement or error message, extra Cell fields) in order: one
+    Yields (workers, Measured or CellFailure) in order: one
     for every worker count asked, also when the child dies or hangs (a greenlet that
     never yields cannot be timed out from inside its own thread, so the parent bounds
     each cell and kills the child past it). Public, so the benchmark suite measures
@@ -51,13 +52,16 @@ def measure_gevent_cells(task: kernels.Task, workers_list, *, repeat: int,
                     failure = _await_child(proc, cell_budget_s)
                     if failure is None:
                         try:
-                            _status, payload, extra = pickle.load(proc.stdout)
+                            reply = pickle.load(proc.stdout)
                         except EOFError:
                             failure = _child_died(proc, errors)
                         else:
-                            yield workers, payload, extra  # a CellMeasurement or an error
+                            if not isinstance(reply, (Measured, CellFailure)):
+                                raise TypeError(f"the gevent process sent {reply!r}, "
+                                                "not a Measured or a CellFailure")
+                            yield workers, reply
                             continue
-                yield workers, failure, {}
+                yield workers, CellFailure(failure)
         finally:
             if proc.poll() is None:
                 proc.kill()

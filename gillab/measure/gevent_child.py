@@ -7,8 +7,9 @@ back to the parent as pickles on stdout.
 
 Protocol: the parent writes one pickled dict to stdin
 ``{"cells": [(Task, n_workers), ...], "repeat": r, "noise_limit": x, "timeout_s": t,
-"cost": bool}``; for each cell this process writes one pickled
-``("ok", CellMeasurement, extra_fields)`` or ``("error", message, {})`` to stdout, in order.
+"cost": bool}``; for each cell this process writes one pickled reply to stdout, in
+order: a ``Measured(CellMeasurement, extra_fields)`` or a ``CellFailure(message)``
+(gillab.measure.outcome).
 """
 from gevent import monkey
 
@@ -22,6 +23,7 @@ import gevent  # noqa: E402
 
 from gillab.measure.footprint import PeakMemory, measure_startup, tree_pss_mb  # noqa: E402
 from gillab.measure.clocks import measure_cell, now, run_task  # noqa: E402
+from gillab.measure.outcome import CellFailure, Measured  # noqa: E402
 
 
 def run_greenlets(task, n_tasks, timeout_s):
@@ -72,16 +74,16 @@ def main() -> int:
                 lambda: run_greenlets(task, n_workers, request["timeout_s"]),
                 repeat=request["repeat"], noise_limit=request["noise_limit"],
                 max_tries=request.get("max_tries", 3))
-            reply = ("ok", measured, measure_cost(task, n_workers, request["timeout_s"])
-                     if request.get("cost") else {})
+            reply = Measured(measured, measure_cost(task, n_workers, request["timeout_s"])
+                             if request.get("cost") else {})
         except (TimeoutError, ValueError) as exc:
-            reply = ("error", f"{type(exc).__name__}: {exc}", {})
+            reply = CellFailure(f"{type(exc).__name__}: {exc}")
         try:
             data = pickle.dumps(reply)
         except Exception as exc:  # a task's result that cannot travel: the cell's error
             why = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
-            data = pickle.dumps(("error", "a result cannot be sent back from the gevent "
-                                          f"process ({why})", {}))
+            data = pickle.dumps(CellFailure("a result cannot be sent back from the gevent "
+                                            f"process ({why})"))
         out.write(data)
         out.flush()
     return 0

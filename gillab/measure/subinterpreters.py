@@ -20,7 +20,7 @@ import os
 import sys
 
 __all__ = ["pool_executor_class", "public_module", "low_level_module", "api_name",
-           "subinterpreter_problem", "subinterpreter_setup", "subinterpreter_warm",
+           "subinterpreter_problem", "SubinterpreterBootstrapFailed", "subinterpreter_setup", "subinterpreter_warm",
            "subinterpreter_run_task", "subinterpreter_run_pickled", "SETUP_SCRIPT",
            "RUN_SCRIPT"]
 
@@ -134,12 +134,19 @@ subinterpreter_run_pickled(task, fd)
 """
 
 
+class SubinterpreterBootstrapFailed(RuntimeError):
+    """This Python has subinterpreters, but gillab could not start in one: an error
+    with its cause, never a reason to skip the executor quietly."""
+
+
 def subinterpreter_problem() -> str | None:
-    """Why gillab's kernels cannot run in subinterpreters on this Python, or None.
+    """Why this Python has no subinterpreters for gillab (the feature is absent), or None.
 
     Asked once per run (compare skips the executor with the reason): a throwaway
     subinterpreter, made with whichever API this Python has, tries the imports a
-    worker would do.
+    worker would do. Where the feature exists but that bootstrap fails, this raises
+    SubinterpreterBootstrapFailed with the cause: that is a broken install or a bug,
+    not an absent feature.
     """
     path = "\0".join(sys.path)
     public = public_module()
@@ -153,35 +160,41 @@ def subinterpreter_problem() -> str | None:
             "neither concurrent.interpreters nor _interpreters)")
 
 
-def _problem_public(module, path: str) -> str | None:
+def _problem_public(module, path: str) -> None:
     try:
         interp = module.create()
-    except Exception as exc:  # a runtime that cannot make one: the reason, in one line
-        return f"cannot create a subinterpreter: {exc}"
+    except Exception as exc:  # any failure is raised again, with its cause attached
+        raise SubinterpreterBootstrapFailed(
+            f"cannot create a subinterpreter: {_one_line(exc)}") from exc
     try:
         interp.prepare_main(path=path)
         interp.exec(SETUP_SCRIPT)
     except Exception as exc:  # ExecutionFailed carries the subinterpreter's error
-        return _one_line(exc)
+        raise SubinterpreterBootstrapFailed(
+            f"gillab cannot start in a subinterpreter: {_one_line(exc)}") from exc
     finally:
         interp.close()
     return None
 
 
-def _problem_low_level(module, path: str) -> str | None:
+def _problem_low_level(module, path: str) -> None:
     try:
         interp = module.create()
-    except Exception as exc:
-        return f"cannot create a subinterpreter: {exc}"
+    except Exception as exc:  # any failure is raised again, with its cause attached
+        raise SubinterpreterBootstrapFailed(
+            f"cannot create a subinterpreter: {_one_line(exc)}") from exc
     try:
         failure = module.exec(interp, SETUP_SCRIPT, shared={"path": path})
-    except Exception as exc:  # the module refused the call itself: same, in one line
-        failure = f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # the module refused the call itself
+        raise SubinterpreterBootstrapFailed(
+            f"gillab cannot start in a subinterpreter: {_one_line(exc)}") from exc
     finally:
         module.destroy(interp)
-    if failure is None:
-        return None
-    return getattr(failure, "msg", None) or str(failure)
+    if failure is not None:
+        raise SubinterpreterBootstrapFailed(
+            "gillab cannot start in a subinterpreter: "
+            + (getattr(failure, "msg", None) or str(failure)))
+    return None
 
 
 def _one_line(exc: BaseException) -> str:

@@ -1,4 +1,4 @@
-"""`gillab check`: does this call release the GIL, and would threads help it? (issue 13)"""
+"""`gillab check`: does this call release the GIL, and would threads help it?"""
 from __future__ import annotations
 
 import json
@@ -98,6 +98,20 @@ class TestRecords:
         assert data["threads"][0]["speedup"] == 1.95
         assert CheckResult.from_dict(data) == r
 
+    def test_a_partial_release_carries_its_word_beside_its_share(self):
+        r = judge(made(share=0.4))
+        assert r.verdict == "releases it for part of the call (40%)"
+        assert r.verdict_word == "releases it for part of the call"
+
+    def test_the_threshold_reads_the_word_not_the_sentence(self):
+        # Two partial releases at different shares are one verdict for a sweep; a row
+        # whose word differs is a change even when its sentence starts alike.
+        rows = tuple(judge(made(share=s, params={"n": n})) for n, s in ((1, 0.4), (2, 0.6)))
+        assert find_threshold("n", rows).startswith("the verdict does not change")
+        import dataclasses
+        moved = dataclasses.replace(rows[1], verdict_word="holds the GIL")
+        assert find_threshold("n", (rows[0], moved)).startswith("the verdict changes")
+
     def test_sweep_rows_and_threshold(self):
         rows = tuple(judge(made(share=s, params={"n": n}, speedup=sp, cores=sp,
                                 gil_wait=gw))
@@ -107,6 +121,8 @@ class TestRecords:
         assert threshold == ("the verdict changes between n=2048 (holds the GIL) and "
                              "n=4096 (releases the GIL)")
         data = CheckSweep("f(n)", "", {}, "n", rows, threshold).to_dict()
+        assert [row["verdict_word"] for row in data["rows"]] == [
+            "holds the GIL", "holds the GIL", "releases the GIL"]
         assert [row["params"] for row in data["rows"]] == [{"n": 1024}, {"n": 2048},
                                                            {"n": 4096}]
 

@@ -1,4 +1,4 @@
-"""Hostile input and hard stops (issue 17): every bad invocation gets one line and the
+"""Hostile input and hard stops: every bad invocation gets one line and the
 right exit status, user code cannot end or corrupt the run, and nothing outlives gillab.
 
 The table-driven test runs each bad invocation as a user would (`python -m gillab`, from
@@ -7,6 +7,7 @@ run. Runs that measure, Ctrl-C trials and SIGKILL of the parent are marked slow.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -293,7 +294,7 @@ class TestArgumentTypes:
     def test_task_seconds_has_a_floor_and_a_ceiling(self):
         assert checks.task_seconds("0.05") == 0.05
         for bad in ("1e-12", "0", "-1", "inf", "nan", "61", "1e300", "x"):
-            with pytest.raises(Exception):
+            with pytest.raises(argparse.ArgumentTypeError):
                 checks.task_seconds(bad)
 
     def test_required_parameters(self):

@@ -33,7 +33,7 @@ def test_parser_names_match_the_registries():
 
 def test_unavailable_executor_asked_for_by_name_is_a_usage_error(tmp_path):
     """-e NAME that cannot run here is refused up front (exit 2), like -e dask; only the
-    default matrix skips an executor and says why (issue 17)."""
+    default matrix skips an executor and says why."""
     from gillab.measure.executors import unavailable_reason
 
     reason = unavailable_reason("interpreters")

@@ -316,7 +316,7 @@ class TestLocalCluster:
         retry_once(check)
 
     def test_py_on_2x1_uses_two_cores_with_gillab_s_configuration(self):
-        """Issue 12: 2x1 on `py` lost its speedup to distributed's own threads; with the
+        """2x1 on `py` lost its speedup to distributed's own threads; with the
         configuration gillab measures by default, two processes use two cores."""
         from gillab.measure.dask_cells import DEFAULT_CONFIG, measure_dask
 

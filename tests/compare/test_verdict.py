@@ -46,15 +46,40 @@ class TestCpuWork:
     def test_thread_pool_counts_as_threads(self):
         assert verdict(executor="thread_pool", speedup=1.0).verdict == "GIL-bound"
 
-    def test_one_worker_with_heavy_overhead(self):
+    def test_an_unbacked_speedup_is_flagged_in_the_record(self):
+        j = verdict(executor="processes", speedup=2.4, cores_used=1.9)
+        assert j.unbacked
+        assert not verdict(executor="processes", speedup=1.9, cores_used=1.9).unbacked
+
+    def test_an_unknown_executor_is_an_error_not_judged_as_processes(self):
+        with pytest.raises(ValueError, match="unknown executor 'forks'"):
+            verdict(executor="forks")
+
+
+class TestOneWorker:
+    """One worker runs nothing at once: its word is the cost of the worker, never a
+    word about parallelism."""
+
+    def test_a_slow_worker_is_overhead_with_its_cost_in_percent(self):
         j = verdict(executor="processes", workers=1, speedup=0.5, cores_used=1.0)
-        assert j.verdict == "overhead-bound"
-        assert "2.00x slower" in j.reason
+        assert j.verdict == "overhead"
+        assert "running the task in a process cost 100%" in j.reason
+
+    def test_a_thread_that_cost_little_is_still_overhead_not_parallel(self):
+        j = verdict(executor="threads", workers=1, speedup=0.92, cores_used=1.0)
+        assert j.verdict == "overhead"
+        assert "running the task in a thread cost 9%" in j.reason
+
+    def test_a_sleep_in_a_pool_thread_is_overhead_not_io_overlapped(self):
+        j = verdict(executor="thread_pool", workers=1, speedup=0.99, cores_used=0.0,
+                    io_bound=True)
+        assert j.verdict == "overhead"
+        assert "in a pool thread cost 1%" in j.reason
 
     def test_serial_is_the_baseline(self):
         j = verdict(executor="serial", workers=1, speedup=1.0, serial_s=0.3)
-        assert j.verdict == "serialized"
-        assert "baseline" in j.reason and "0.300 s" in j.reason
+        assert j.verdict == "baseline"
+        assert "every speedup divides this" in j.reason and "0.300 s" in j.reason
 
 
 class TestIoWork:
@@ -106,6 +131,8 @@ def test_every_word_is_reachable():
         verdict(executor="processes", speedup=1.2, cores_used=1.9).verdict,
         verdict(noise=0.5).verdict,
         verdict(correct=False).verdict,
+        verdict(executor="serial", workers=1).verdict,
+        verdict(workers=1).verdict,
     }
     assert seen == set(VERDICTS)
 

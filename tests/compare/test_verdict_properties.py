@@ -1,4 +1,4 @@
-"""Verdicts that cannot be confidently wrong (issue 12): the CPU evidence leads, and a
+"""Verdicts that cannot be confidently wrong: the CPU evidence leads, and a
 missing speedup is explained by measured parts. Hand-made numbers, no clocks."""
 from __future__ import annotations
 
@@ -7,19 +7,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gillab.core import registry
-from gillab.compare.verdict import Losses, where_the_time_went
+from gillab.compare.verdict import MANY_WORKER_WORDS, Losses, where_the_time_went
 
 from tests.compare.test_verdict import verdict
 
 
-CPU_EXECUTORS = [e for e in registry.ALL_EXECUTORS if e != "serial"]
+CPU_EXECUTORS = [e for e in registry.ALL_EXECUTORS if not registry.spec(e).baseline]
 
 
 class TestCoresLead:
     """A wall-clock speedup the cores cannot account for is a slow baseline."""
 
     def test_json_loads_case_is_not_parallel(self):
-        # issue 12: threads x2, 1.64x, 1.02 cores used, GIL held 95%.
+        # Measured on json.loads: threads x2, 1.64x, 1.02 cores used, GIL held 95%.
         j = verdict(speedup=1.64, cores_used=1.02, baseline_spread=0.28)
         assert j.verdict == "GIL-bound"
         assert "not backed by CPU (1.02 cores)" in j.reason
@@ -33,6 +33,14 @@ class TestCoresLead:
         j = verdict(executor=executor, workers=workers, speedup=speedup, cores_used=cores,
                     shape=shape)
         assert j.verdict != "parallel"
+
+    @given(executor=st.sampled_from(CPU_EXECUTORS), speedup=st.floats(0.0, 100.0),
+           cores=st.floats(0.0, 4.0), io_bound=st.booleans())
+    def test_one_worker_never_earns_a_word_about_parallelism(self, executor, speedup, cores,
+                                                            io_bound):
+        j = verdict(executor=executor, workers=1, speedup=speedup, cores_used=cores,
+                    io_bound=io_bound, shape="1x1" if executor == "dask" else None)
+        assert j.verdict == "overhead" and j.verdict not in MANY_WORKER_WORDS
 
     @given(executor=st.sampled_from(["threads", "thread_pool"]), speedup=st.floats(0, 4),
            cores=st.floats(1.3, 2.0))
@@ -61,7 +69,7 @@ class TestWhereTheTimeWent:
     """The gap to the ideal splits into slower tasks, waits and the executor."""
 
     def test_slow_tasks_are_named_not_dispatch(self):
-        # issue 12: bigint on processes x2, 1.11x with 1.99 cores: tasks ran slower.
+        # Measured here: bigint on processes x2, 1.11x with 1.99 cores: tasks ran slower.
         losses = where_the_time_went(workers=2, cpu_count=2, cell_wall_s=0.54,
                                      last_task_wall_s=0.53, task_cpu_s=0.53,
                                      serial_cpu_s=0.30, serial_wall_s=0.30)

@@ -353,7 +353,8 @@ class TestSubinterpreters:
 
     def test_the_public_api_is_chosen_by_feature(self, monkeypatch):
         """Where concurrent.interpreters and InterpreterPoolExecutor exist (3.14+), they
-        are used, whatever the version number says; their failure is the reason."""
+        are used, whatever the version number says; a failing bootstrap there is an
+        error with its cause, never a reason to skip."""
         from gillab.measure import subinterpreters as sub
 
         made = []
@@ -377,7 +378,10 @@ class TestSubinterpreters:
         monkeypatch.setattr(sub, "public_module", lambda: FakeModule)
         monkeypatch.setattr(sub, "pool_executor_class", lambda: object)
         assert sub.api_name() == "concurrent.interpreters"
-        assert sub.subinterpreter_problem() == "ImportError: no module named gillab._kernels"
+        with pytest.raises(sub.SubinterpreterBootstrapFailed,
+                           match="no module named gillab._kernels") as caught:
+            sub.subinterpreter_problem()
+        assert isinstance(caught.value.__cause__, RuntimeError)
         assert made == [["path"], True, "closed"]
 
     def test_without_either_api_the_reason_says_so(self, monkeypatch):

@@ -1,5 +1,5 @@
 """gillab timeline: the rebuild on hand-made sample streams, the GIL's address, the
-record, the trace file, bad input, and real runs against issue 14's bars (slow)."""
+record, the trace file, bad input, and real runs against the timeline's accuracy bars (slow)."""
 from __future__ import annotations
 
 import json
@@ -732,7 +732,7 @@ def _cpu_truth(tl):
 
 @pytest.mark.slow
 class TestIssueBars:
-    """Real runs against issue 14's bars on 2 cores, within the child's own truth."""
+    """Real runs against the timeline's accuracy bars on 2 cores, within the child's own truth."""
 
     def test_py_two_threads_take_turns_at_the_switch_interval(self):
         def check(tl):

@@ -52,11 +52,16 @@ def unavailable_reason(name: str) -> str | None:
 
 
 def _interpreters_unavailable() -> str | None:
-    # Python < 3.13, no _interpreters module, or gillab's kernels unable to load in a
-    # subinterpreter with its own GIL: a throwaway subinterpreter tries (gillab.measure.subinterpreters).
-    from gillab.measure.subinterpreters import subinterpreter_problem
+    # Absent (Python < 3.13, no concurrent.interpreters nor _interpreters): the reason.
+    # Present but failing (gillab's kernels unable to load in a subinterpreter with its
+    # own GIL, ...): an error with its cause, never a quiet skip.
+    from gillab.core.errors import UserError
+    from gillab.measure.subinterpreters import SubinterpreterBootstrapFailed, subinterpreter_problem
 
-    return subinterpreter_problem()
+    try:
+        return subinterpreter_problem()
+    except SubinterpreterBootstrapFailed as exc:  # one line for the user, the cause chained
+        raise UserError(f"-e interpreters: {exc}") from exc
 
 
 def open_executor(name: str, n_workers: int, start_method: str | None = None,
