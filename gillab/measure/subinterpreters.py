@@ -110,7 +110,7 @@ def subinterpreter_run_task(task):
 
 def subinterpreter_run_pickled(payload: bytes, fd: int) -> None:
     """3.13's low-level module passes only simple objects: a pickled Task in, a
-    pickled TaskResult out through a pipe the parent reads."""
+    pickled TaskClock out through a pipe the parent reads."""
     import pickle
 
     data = pickle.dumps(subinterpreter_run_task(pickle.loads(payload)))
