@@ -55,7 +55,7 @@ def check_output_path(path: str, option: str) -> None:
 
 
 def one_line(exc: BaseException, with_type: bool = True) -> str:
-    """``Type: first line of the message`` (just ``Type`` for an empty one): how every
+    """``Type: first non-blank line of the message`` (``Type`` for an empty one): how every
     error that ends up in a cell, a verdict or on stderr is shown, never a traceback.
     ``with_type=False``: the first line alone (the type only if there is no message),
     for errors gillab raised itself, whose message says it all."""
