@@ -162,7 +162,7 @@ def _problem_public(module, path: str) -> str | None:
         interp.prepare_main(path=path)
         interp.exec(SETUP_SCRIPT)
     except Exception as exc:  # ExecutionFailed carries the subinterpreter's error
-        return _one_line(exc)
+        return _traceback_tail(exc)
     finally:
         interp.close()
     return None
@@ -184,7 +184,10 @@ def _problem_low_level(module, path: str) -> str | None:
     return getattr(failure, "msg", None) or str(failure)
 
 
-def _one_line(exc: BaseException) -> str:
+def _traceback_tail(exc: BaseException) -> str:
+    """The subinterpreter's own error: ExecutionFailed's text may carry the traceback
+    from inside it, whose last line (not the first, which core.errors.one_line takes)
+    is ``Type: message``."""
     info = getattr(exc, "excinfo", None)
     text = getattr(info, "msg", None) or str(exc) or type(exc).__name__
     return text.strip().splitlines()[-1] if text.strip() else type(exc).__name__
