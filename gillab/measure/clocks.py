@@ -19,7 +19,7 @@ from gillab.measure.calibrate import (autorange, autorange_calls, calibrate_kern
                               ns_per_iter, time_call)
 
 __all__ = ["TaskClock", "TASK_ERRORS", "timed", "now", "run_delay", "run_task",
-           "own_cpu", "autorange_calls", "time_call",
+           "own_cpu", "autorange", "autorange_calls", "time_call",
            "calibrate_n", "ns_per_iter", "calibrate_kernels", "CpuSnapshot", "cpu_snapshot",
            "process_cpu", "boot_id", "machine_busy", "RepeatResult", "ExtraCpu",
            "CellMeasurement", "GilProbe", "run_counted", "measure_once", "measure_cell"]
