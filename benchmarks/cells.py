@@ -17,10 +17,7 @@ from gillab.measure import clocks as measure
 from gillab.core import stats
 from gillab.core.environment import cpu_count
 from gillab.compare.verdict import judge
-
-#: Share of the machine other processes may take before a cell's verdict says "noisy".
-NOISE_LIMIT = 0.10
-
+from gillab.measure.noise import NOISE_LIMIT
 
 @dataclass(frozen=True)
 class Timed:
@@ -114,7 +111,7 @@ def record(benchmark, timed: Timed, *, workers: int, serial_s: float, correct: b
 
 
 def check_tasks(timed: Timed, expected) -> tuple[bool, str | None]:
-    """Every TaskResult of every round answered ``expected``, with no error."""
+    """Every TaskClock of every round answered ``expected``, with no error."""
     tasks = [t for r in timed.rounds for t in r]
     error = next((t.error for t in tasks if t.error), None)
     correct = bool(tasks) and error is None and all(t.value == expected for t in tasks)

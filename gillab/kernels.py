@@ -131,13 +131,15 @@ def load_target(spec: str) -> Callable:
     """Import "module:function"; ValueError (one line) if it cannot be had."""
     import importlib
 
+    from gillab.core.errors import one_line
+
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"--target must look like MODULE:FUNC, got {spec!r}")
     try:
         module = importlib.import_module(module_name)
     except (Exception, SystemExit) as exc:  # a broken module: one line, not a traceback
-        why = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+        why = one_line(exc)
         raise ValueError(f"cannot import {module_name!r} for --target: {why}") from None
     obj = module
     for part in attr.split("."):

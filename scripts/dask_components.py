@@ -43,7 +43,7 @@ def task_in_worker(task):
     dask pickles __main__'s functions with cloudpickle; the pool imports this module)."""
     cpu0 = time.process_time()
     result = run_task(task)
-    return result, (time.process_time() - cpu0) - result.thread_cpu_s
+    return result, (time.process_time() - cpu0) - result.cpu_s
 
 
 def _figures(runs, serial_s) -> dict:
@@ -52,7 +52,7 @@ def _figures(runs, serial_s) -> dict:
         "speedup": statistics.median(2 * serial_s / run.wall_s for run, _ in runs),
         "cores": statistics.median(run.cpu_s / run.wall_s for run, _ in runs),
         "others": statistics.median(other / t.wall_s for t, other in tasks),
-        "gil_wait": statistics.fmean(max(0.0, t.wall_s - t.thread_cpu_s - (t.run_delay_s or 0))
+        "gil_wait": statistics.fmean(max(0.0, t.wall_s - t.cpu_s - (t.run_delay_s or 0))
                                      / t.wall_s for t, _ in tasks),
         "noise": statistics.median(run.noise or 0.0 for run, _ in runs),
     }

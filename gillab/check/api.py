@@ -5,7 +5,9 @@ import dataclasses
 
 from gillab.core import stats
 from gillab.check import judge as judging
-from gillab.check import measure
+from gillab.core.errors import one_line
+from gillab.measure import bounded, loops
+from gillab.measure.noise import NOISE_LIMIT
 from gillab.check.record import CheckResult, CheckSweep, Workers
 from gillab.check.statement import (DEFAULT_TIMEOUT_S, Prepared, looks_like_target,
                                       parse_sweep, prepare, prepare_callable)
@@ -91,20 +93,21 @@ def measure_prepared(prepared: Prepared, bindings: dict | None, processes: bool 
     """One check of one statement (one sweep row): measured, then judged."""
     from gillab.core.environment import collect_env
 
-    deadline = measure.deadline_in(timeout)
+    deadline = bounded.deadline_in(timeout)
     env = collect_env()
     base = CheckResult(statement=prepared.statement, setup=prepared.setup, env=env,
                        params=dict(bindings) if bindings is not None else None,
                        cpus=env["cpu_count"])
     ns = prepared.new_namespace(bindings)
     try:
-        measure.call_bounded(lambda: prepared.run_setup(ns, bindings), deadline, "SETUP")
-    except measure.CheckTimeout:
+        bounded.call_bounded(lambda: prepared.run_setup(ns, bindings), deadline, "SETUP",
+                             name="gillab-check")
+    except bounded.CallTimeout:
         raise StatementFailed(f"SETUP did not return within --timeout {timeout:g} s") from None
     except BaseException as exc:  # SystemExit in SETUP fails the check, not gillab
         if isinstance(exc, KeyboardInterrupt):
             raise
-        raise StatementFailed(f"SETUP failed: {measure._describe(exc)}") from None
+        raise StatementFailed(f"SETUP failed: {one_line(exc)}") from None
     loop = prepared.make_loop(ns)
     try:
         measured, reference = _measure(loop, base, deadline, processes, max_threads,
@@ -112,7 +115,7 @@ def measure_prepared(prepared: Prepared, bindings: dict | None, processes: bool 
         if measured.answers in ("same", "not compared"):
             measured = _answers_pass(prepared.make_checker(ns), reference, measured, deadline)
         return judging.judge(measured)
-    except measure.CheckTimeout as exc:
+    except bounded.CallTimeout as exc:
         raise StatementFailed(f"{exc} within --timeout {timeout:g} s "
                               f"(statement: {prepared.statement.strip()!r})") from None
 
@@ -123,36 +126,36 @@ def _measure(loop, base: CheckResult, deadline: float, processes: bool, max_thre
 
     Returns the summarised record and the lone thread's answer (the reference)."""
     try:
-        calls, first_s, first_value = measure.autorange(loop, deadline, min_task_s)
-    except measure.CheckTimeout:
+        calls, first_s, first_value = loops.autorange_loop(loop, deadline, min_task_s)
+    except bounded.CallTimeout:
         raise
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
-        raise StatementFailed(f"the statement failed: {measure._describe(exc)}") from None
+        raise StatementFailed(f"the statement failed: {one_line(exc)}") from None
     cpus = base.cpus or 1
     counts = tuple(range(2, max(2, min(max_threads, cpus)) + 1))
     n_rounds = ROUNDS if first_s <= 0.3 else (2 if first_s <= 1.0 else 1)
     kept, noisy_rounds, tries = [], [], 0
-    retry_until = measure.deadline_in(RETRY_BUDGET_S)
+    retry_until = bounded.deadline_in(RETRY_BUDGET_S)
     while len(kept) < n_rounds and tries < n_rounds + EXTRA_ROUNDS:
-        if tries >= n_rounds and measure.past(retry_until):
+        if tries >= n_rounds and bounded.past(retry_until):
             break
         tries += 1
         # The probe wakes every 0.1 ms: it has a lone run of its own, so the baseline
         # (the lone run without it) is not slowed by it.
-        rnd = {"probed": measure.run_threads(loop, calls, 1, deadline, probe=True),
-               "alone": measure.run_threads(loop, calls, 1, deadline)}
+        rnd = {"probed": loops.run_threads(loop, calls, 1, deadline, probe=True),
+               "alone": loops.run_threads(loop, calls, 1, deadline)}
         for k in counts:
-            rnd[k] = measure.run_threads(loop, calls, k, deadline)
+            rnd[k] = loops.run_threads(loop, calls, k, deadline)
         if processes:
-            rnd["processes"] = measure.run_processes(loop, calls, counts[-1], deadline)
+            rnd["processes"] = loops.run_processes(loop, calls, counts[-1], deadline)
         failed = [t.error for run in rnd.values() for t in run.tasks if t.error]
         for key in ("probed", "alone"):
             if failed and rnd[key].tasks[0].error:
                 raise StatementFailed(f"the statement failed: {rnd[key].tasks[0].error}")
         noise = max((r.noise for r in rnd.values() if r.noise is not None), default=None)
-        (noisy_rounds if noise is not None and noise > judging.NOISE_LIMIT else kept).append(
+        (noisy_rounds if noise is not None and noise > NOISE_LIMIT else kept).append(
             (rnd, noise))
     noisy = not kept
     if noisy:  # every round was noisy: keep the quietest ones and say so
@@ -205,7 +208,7 @@ def _answers_pass(checker, reference, result: CheckResult, deadline: float) -> C
     """An untimed run of k threads comparing *every* call's answer with the lone
     thread's: a race shows in any call, not only in each task's last one."""
     k = result.largest_threads().workers
-    run = measure.run_threads(lambda calls: checker(calls, reference), result.calls_per_task,
+    run = loops.run_threads(lambda calls: checker(calls, reference), result.calls_per_task,
                               k, deadline)
     for task in run.tasks:
         if task.error:
@@ -234,7 +237,7 @@ def _compare_answers(first, rounds) -> tuple[str, str]:
         return "varies alone", "the answer differs between calls on one thread: not compared"
     others = [(key, t.value) for r in rounds for key, run in r.items()
               if key not in ("alone", "probed")
-              for t in run.tasks if t.value is not measure.NOT_SENT]
+              for t in run.tasks if t.value is not loops.NOT_SENT]
     for key, value in others:
         if _same(first, value) is not True:
             where = "processes" if key == "processes" else f"{key} threads"

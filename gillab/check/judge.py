@@ -16,6 +16,8 @@ from __future__ import annotations
 import dataclasses
 
 from gillab.check.record import CheckResult
+# Other processes took more than this share of the machine: cores used cannot be trusted.
+from gillab.measure.noise import NOISE_LIMIT
 
 __all__ = ["judge", "find_threshold", "RELEASES_AT", "HOLDS_AT", "WAITS_BELOW",
            "NOISE_LIMIT", "VERDICTS", "PRACTICAL"]
@@ -27,8 +29,6 @@ RELEASES_AT = 0.75
 HOLDS_AT = 0.25
 #: The lone thread on a CPU less than this share of the call (OS queue taken out): "waits".
 WAITS_BELOW = 0.5
-#: Other processes took more than this share of the machine: cores used cannot be trusted.
-NOISE_LIMIT = 0.10
 #: Threads help when the gain the cores can account for, min(speedup, cores used),
 #: reaches this share of the way from 1 to the ideal (1.5 on 2 CPUs).
 SCALES_SHARE = 0.5

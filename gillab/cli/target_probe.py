@@ -13,15 +13,12 @@ import os
 import pickle
 import sys
 
+from gillab.core.errors import one_line
+
 
 def _say(out, **record) -> None:
     out.write(json.dumps(record) + "\n")
     out.flush()
-
-
-def _one_line(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def required_parameters(func) -> list[str]:
@@ -54,7 +51,7 @@ def main(spec: str) -> int:
                    "name); run from the directory that holds it, or put it on PYTHONPATH")
         else:
             why = (f"--target {spec}: importing {module_name!r} failed with "
-                   f"{_one_line(exc)}; fix the module so importing it works")
+                   f"{one_line(exc)}; fix the module so importing it works")
         _say(out, stage="refused", error=why)
         return 0
     try:
@@ -81,9 +78,9 @@ def main(spec: str) -> int:
         try:
             pickle.dumps(value)
         except BaseException as exc:  # noqa: BLE001 - any pickling failure is the answer
-            error = f"its result cannot be pickled ({_one_line(exc)})"
+            error = f"its result cannot be pickled ({one_line(exc)})"
     except BaseException as exc:  # noqa: BLE001 - SystemExit included: the call's outcome
-        error = _one_line(exc)
+        error = one_line(exc)
     _say(out, stage="called", error=error)
     return 0
 

@@ -32,7 +32,7 @@ class Subject:
     expected: object = None
     checked: bool = True           # False for a target: answers are compared to serial's
     serial_s: float | None = None  # median wall of the serial cell: the speedup's baseline
-    serial_tasks: tuple = ()       # the serial cell's TaskResults: each task's own clocks
+    serial_tasks: tuple = ()       # the serial cell's TaskClocks: each task's own clocks
     serial_spread: float | None = None
     extra: dict = field(default_factory=dict)
 
@@ -57,7 +57,7 @@ def serial_task(subject: Subject) -> tuple[float, float] | None:
     if not subject.serial_tasks:
         return None
     return (stats.median(t.wall_s for t in subject.serial_tasks),
-            stats.median(t.thread_cpu_s for t in subject.serial_tasks))
+            stats.median(t.cpu_s for t in subject.serial_tasks))
 
 
 def paired_speedups(workers: int, repeats) -> tuple:
@@ -104,7 +104,7 @@ def figures(subject: Subject, executor: str, workers: int, repeats, n_cpus: int)
     # longest wait is the figure that does not depend on that race.
     gil_wait = stats.median(max(gil_share(t) for t in r.tasks) for r in repeats)
     serial = serial_task(subject)
-    task_cpu = stats.median(t.thread_cpu_s for t in tasks)
+    task_cpu = stats.median(t.cpu_s for t in tasks)
     slowdown = losses = None
     if serial is not None and not io_bound and serial[1] > 1e-4 and not baseline:
         slowdown = task_cpu / serial[1]

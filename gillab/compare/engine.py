@@ -19,7 +19,9 @@ from gillab.measure.executors import WorkerFailed, open_executor
 from gillab.measure.footprint import PeakMemory, measure_startup, tree_pss_mb
 from gillab.measure.gevent_cells import measure_gevent_cells
 from gillab.kernels import DEFAULT_P
+from gillab.measure.bounded import CallTimeout, call_bounded, deadline_in
 from gillab.measure.clocks import autorange_calls, calibrate_n, measure_cell, now
+from gillab.measure.noise import NOISE_LIMIT
 from gillab.measure.outcome import CellFailure, Measured
 from gillab.compare.records import Cell, CompareRun
 
@@ -39,7 +41,7 @@ class Plan:
     target_s: float = 0.3
     p: int = DEFAULT_P
     target: str | None = None
-    noise_limit: float = 0.10
+    noise_limit: float = NOISE_LIMIT
     max_tries: int = 3
     cost: bool = False                 # also measure start-up, memory and dispatch
     start_methods: tuple = (None,)     # process executors run once per start method
@@ -108,27 +110,20 @@ def _autorange_bounded(func, target_s: float, timeout_s: float = 30.0):
     """(calls, None) from autorange_calls, run in a daemon thread: a target that raises
     or exits is looped once (its cells report the error); one that never returns is
     left behind and must not run here again: (1, why)."""
-    import threading
-
     from gillab.core import procutil
 
-    box = []
-
-    def calibrate():
-        try:
-            box.append(autorange_calls(func, target_s))
-        except (Exception, SystemExit):  # noqa: BLE001 - the cells run it and report it
-            box.append(1)
-
-    thread = threading.Thread(target=calibrate, daemon=True, name="gillab-autorange")
-    thread.start()
-    thread.join(timeout_s)
-    if box:
-        return box[0], None
-    why = (f"no answer within {timeout_s:.0f} s while being calibrated; a thread cannot "
-           "be killed, so it is left running and gillab exits without waiting for it")
-    procutil.abandon(thread, why)
-    return 1, why
+    try:
+        return call_bounded(lambda: autorange_calls(func, target_s), deadline_in(timeout_s),
+                            "the target", name="gillab-autorange"), None
+    except CallTimeout as exc:
+        why = (f"no answer within {timeout_s:.0f} s while being calibrated; a thread "
+               "cannot be killed, so it is left running and gillab exits without waiting "
+               "for it")
+        for thread in exc.threads:
+            procutil.abandon(thread, why)
+        return 1, why
+    except (Exception, SystemExit):  # noqa: BLE001 - the cells run it and report it
+        return 1, None
 
 
 def _prepare(name: str, plan: Plan) -> Subject:

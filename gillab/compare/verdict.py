@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gillab.core.registry import ExecutorSpec, spec as executor_spec
+from gillab.measure.noise import NOISE_LIMIT
 
 __all__ = ["VERDICTS", "EXPLANATIONS", "Judgement", "Losses", "ideal_speedup", "judge",
            "os_share", "where_the_time_went", "parallel_cores", "unbacked_speedup"]
@@ -153,7 +154,7 @@ def _numbers(executor, workers, speedup, cores_used, shape) -> str:
 
 def judge(*, executor: str, workers: int, speedup: float | None, cores_used: float | None,
           correct: bool, io_bound: bool, cpu_count: int, noise: float | None = None,
-          noise_limit: float = 0.10, tries: int = 1, error: str | None = None,
+          noise_limit: float = NOISE_LIMIT, tries: int = 1, error: str | None = None,
           gil_wait: float | None = None, os_wait: float | None = None,
           serial_s: float | None = None, shape: str | None = None,
           loop_stall_s: float | None = None, losses: Losses | None = None,

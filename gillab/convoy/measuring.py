@@ -1,10 +1,11 @@
-"""Latency of small IO operations beside one busy thread: the measuring half of ``convoy``.
+"""The convoy's probes and its run: what to time, in which order, with which background.
 
 The main thread times one small IO operation at a time (a 1 ms sleep, a 1-byte
 socketpair round trip, a request to the lab's own TCP echo server) while one
 background thread computes. Every GIL hand-off the main thread needs shows up as
-latency. A measuring module beside gillab.measure.clocks (whose noise guard it uses): it
-reads clocks, returns plain records (gillab.convoy.records) and never prints.
+latency. The clocks are gillab.measure.latency's (the background thread's calls, each
+operation, the noise); this module reads none. It returns plain records
+(gillab.convoy.records) and never prints.
 """
 from __future__ import annotations
 
@@ -14,103 +15,25 @@ import threading
 import time
 
 from gillab import kernels
-from gillab.measure import clocks as measure
-from gillab.core import stats
+from gillab.measure import latency
+from gillab.measure.latency import BackgroundThread
 from gillab.convoy.records import (CALL_S, GAP_S, PROBES, SLEEP_S, SMALL_SWITCH_INTERVAL,
                                    WARMUP, Reading)
 from gillab.core.errors import UserError
 
 __all__ = ["TIMEOUT_S", "calibrate_call", "BackgroundThread", "SleepProbe", "SocketpairProbe",
-           "EchoServer", "EchoProbe", "open_probe", "sample", "run_readings", "measure_run"]
+           "EchoServer", "EchoProbe", "open_probe", "run_readings", "measure_run"]
 
 #: Any socket wait or thread join longer than this is a failure, not a latency.
 TIMEOUT_S = 10.0
 
 
-# --- the background thread -----------------------------------------------------------
+# --- the background thread (its clocks are gillab.measure.latency's) --------------------
 
 
 def calibrate_call(name: str, target_s: float = CALL_S, p: int = kernels.DEFAULT_P) -> int:
-    """n such that one call of kernel ``name`` takes about ``target_s`` on this machine.
-
-    calibrate_n finds the size; the best of three timed calls then fixes the rate,
-    so one slow call on a busy machine does not halve the calls.
-    """
-    kernel = kernels.get(name)
-    n = measure.calibrate_n(kernel, target_s, p)
-    ns = measure.ns_per_iter(kernel, n, p, repeat=3)
-    return max(1, round(target_s * 1e9 / ns))
-
-
-class BackgroundThread:
-    """One thread calling a CPU kernel in calls of fixed size until stopped.
-
-    Use as a context manager: the thread runs inside the ``with`` block and is
-    stopped (within about one call) and joined on the way out, also on Ctrl-C.
-    Call lengths are kept by the thread and read only after it has been joined.
-    """
-
-    def __init__(self, name: str, n: int, p: int = kernels.DEFAULT_P):
-        self.name = name
-        self._kernel = kernels.get(name)
-        self._args = (n, p)
-        self._stop = threading.Event()
-        self._running = threading.Event()
-        self._call_s: list[float] = []
-        self._error: str | None = None
-        self._reported = False
-        self._thread = threading.Thread(target=self._run, name=f"gillab-convoy-{name}",
-                                        daemon=True)
-
-    def _run(self) -> None:
-        try:
-            self._running.set()
-            while not self._stop.is_set():
-                t0 = time.perf_counter()
-                self._kernel(*self._args)
-                self._call_s.append(time.perf_counter() - t0)
-        except Exception as exc:  # reported by stop(), in the main thread, as one line
-            self._error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        finally:
-            self._running.set()  # never leave start() waiting
-
-    def start(self) -> None:
-        self._thread.start()
-        if not self._running.wait(TIMEOUT_S):
-            raise UserError(f"the {self.name} background thread did not start")
-
-    def check(self) -> None:
-        """Raise UserError if the thread has died: a row without it would lie."""
-        if not self._thread.is_alive():
-            self._reported = True
-            raise UserError(f"the {self.name} background thread stopped early"
-                            + (f": {self._error}" if self._error else ""))
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.ident is None:
-            return
-        self._thread.join(TIMEOUT_S)
-        if self._thread.is_alive():
-            raise UserError(f"the {self.name} background thread did not stop "
-                            f"within {TIMEOUT_S:g} s")
-        if self._error and not self._reported:
-            self._reported = True
-            raise UserError(f"the {self.name} background thread failed: {self._error}")
-
-    @property
-    def call_s(self) -> float | None:
-        """Median seconds per kernel call; read it after stop()."""
-        if self._thread.is_alive():
-            raise RuntimeError("read call_s after stop()")
-        return stats.median(self._call_s) if self._call_s else None
-
-    def __enter__(self) -> "BackgroundThread":
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    """n such that one call of kernel ``name`` takes about ``target_s`` on this machine."""
+    return latency.calibrate_call(name, target_s, p)
 
 
 # --- the probes ------------------------------------------------------------------------
@@ -272,26 +195,7 @@ def open_probe(name: str, echo_address=None):
     raise ValueError(f"unknown probe {name!r}; choose from {', '.join(PROBES)}")
 
 
-# --- sampling --------------------------------------------------------------------------
-
-
-def sample(probe, n_samples: int, warmup: int = WARMUP) -> tuple:
-    """Seconds of each of ``n_samples`` operations, each after the probe's untimed gap."""
-    latencies = []
-    for i in range(warmup + n_samples):
-        if probe.gap_s:
-            time.sleep(probe.gap_s)
-        t0 = time.perf_counter()
-        probe.once()
-        elapsed = time.perf_counter() - t0
-        if i >= warmup:
-            latencies.append(elapsed)
-    return tuple(latencies)
-
-
-def _sample_with_noise(probe, n_samples: int) -> tuple[tuple, float | None]:
-    result = measure.measure_once(lambda: sample(probe, n_samples))
-    return result.tasks, result.noise
+# --- the rows ---------------------------------------------------------------------------
 
 
 def run_readings(backgrounds, probes, intervals, n_samples: int, sizes: dict,
@@ -316,8 +220,8 @@ def run_readings(backgrounds, probes, intervals, n_samples: int, sizes: dict,
         for probe_name in probes:
             opened[probe_name] = open_probe(probe_name, server and server.address)
         for background in backgrounds:
-            thread = None if background == "none" else BackgroundThread(background,
-                                                                        sizes[background])
+            thread = None if background == "none" else BackgroundThread(
+                background, sizes[background], timeout_s=TIMEOUT_S)
             rows = []
             try:
                 if thread is not None:
@@ -329,19 +233,20 @@ def run_readings(backgrounds, probes, intervals, n_samples: int, sizes: dict,
                                     f"{background} / {probe_name} @ {interval * 1000:g} ms")
                         sys.setswitchinterval(interval)
                         try:
-                            latencies, noise = _sample_with_noise(opened[probe_name],
-                                                                  n_samples)
+                            samples = latency.measure_latencies(opened[probe_name],
+                                                                n_samples, WARMUP)
                         finally:
                             sys.setswitchinterval(previous_interval)
                         if thread is not None:
                             thread.check()
-                        rows.append((probe_name, interval, latencies, noise))
+                        rows.append((probe_name, interval, samples))
             finally:
                 if thread is not None:
                     thread.stop()
             call_s = thread.call_s if thread is not None else None
-            readings += [Reading(background, probe_name, interval, latencies, noise, call_s)
-                         for probe_name, interval, latencies, noise in rows]
+            readings += [Reading(background, probe_name, interval, samples.latencies,
+                                 samples.noise, call_s)
+                         for probe_name, interval, samples in rows]
     finally:
         sys.setswitchinterval(previous_interval)
         for probe in opened.values():

@@ -11,6 +11,8 @@ import dataclasses
 import math
 
 from gillab.convoy.records import Row, interval_text, ms_text
+# Above this share of the machine taken by other processes, a row is marked noisy.
+from gillab.measure.noise import NOISE_LIMIT
 
 __all__ = ["VERDICTS", "NOISE_LIMIT", "HOLDS_WHOLE_CALL", "judge", "judge_rows"]
 
@@ -34,8 +36,6 @@ P50_FACTOR, P50_SLACK_MS = 1.5, 0.5
 P99_FACTOR, P99_SLACK_MS = 2.0, 1.0
 # A smaller interval "helps" when it cuts the excess over the baseline at least in half.
 HELPS = 0.5
-# Above this share of the machine taken by other processes, a row is marked noisy.
-NOISE_LIMIT = 0.10
 
 
 def _slow(row: Row, base: Row) -> bool:

@@ -62,3 +62,15 @@ def check_output_path(path: str, option: str) -> None:
                          f"({exc.strerror or exc}); choose a writable directory") from None
     os.close(fd)
     os.unlink(probe)
+
+
+def one_line(exc: BaseException, with_type: bool = True) -> str:
+    """``Type: first non-blank line of the message`` (``Type`` for an empty one): how every
+    error that ends up in a cell, a verdict or on stderr is shown, never a traceback.
+    ``with_type=False``: the first line alone (the type only if there is no message),
+    for errors gillab raised itself, whose message says it all."""
+    lines = str(exc).strip().splitlines()
+    first = lines[0].strip() if lines else ""
+    if not with_type:
+        return first or type(exc).__name__
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -10,24 +10,35 @@ import time
 
 from gillab import kernels
 
-__all__ = ["time_call", "autorange_calls", "calibrate_n", "ns_per_iter", "calibrate_kernels"]
+__all__ = ["time_call", "autorange", "autorange_calls", "calibrate_n", "ns_per_iter", "calibrate_kernels"]
+
+
+def autorange(loop, min_s: float, max_calls: int | None = None) -> tuple[int, float, object]:
+    """timeit's autorange, the one in gillab: ``loop(n)`` makes n calls and returns the
+    last answer; n goes 1, 2, 5, 10, 20, 50, ... until one loop takes at least ``min_s``
+    (or n reaches ``max_calls``). Returns (n, seconds of that loop, its answer)."""
+    calls = 1
+    while True:
+        for factor in (1, 2, 5):
+            n = calls * factor
+            t0 = time.perf_counter()
+            value = loop(n)
+            elapsed = time.perf_counter() - t0
+            if elapsed >= min_s or (max_calls is not None and n >= max_calls):
+                return n, elapsed, value
+        calls *= 10
 
 
 def autorange_calls(func, target_s: float, max_calls: int = 10_000_000) -> int:
-    """How many calls of ``func()`` make a task of about ``target_s`` (timeit's autorange:
-    1, 2, 5, 10, ... calls until a loop takes a fifth of the target, then scaled)."""
-    calls = 1
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(calls):
+    """How many calls of ``func()`` make a task of about ``target_s``: autorange up to
+    a fifth of the target, then scaled."""
+
+    def loop(n):
+        for _ in range(n):
             func()
-        elapsed = time.perf_counter() - t0
-        if elapsed >= target_s / 5 or calls >= max_calls:
-            break
-        calls = calls * 5 // 2 if str(calls)[0] == "2" else calls * 2   # 1, 2, 5, 10, 20, 50, ...
+
+    calls, elapsed, _ = autorange(loop, target_s / 5, max_calls)
     return max(1, min(max_calls, round(calls * target_s / max(elapsed, 1e-9))))
-
-
 
 
 def time_call(func, *args) -> tuple[float, object]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import resource
 import threading
@@ -11,33 +12,39 @@ from dataclasses import dataclass, field
 
 from gillab import kernels
 from gillab.core import stats
+from gillab.core.errors import one_line
+from gillab.measure.noise import CLOCK_TICK, NOISE_LIMIT, noise_share
 # Calibration lives in its own module; its names stay importable from here.
-from gillab.measure.calibrate import (autorange_calls, calibrate_kernels, calibrate_n,  # noqa: F401
+from gillab.measure.calibrate import (autorange, autorange_calls, calibrate_kernels, calibrate_n,  # noqa: F401
                               ns_per_iter, time_call)
 
-__all__ = ["TaskResult", "now", "run_delay", "run_task", "autorange_calls", "time_call",
+__all__ = ["TaskClock", "TASK_ERRORS", "timed", "now", "run_delay", "run_task",
+           "own_cpu", "autorange", "autorange_calls", "time_call",
            "calibrate_n", "ns_per_iter", "calibrate_kernels", "CpuSnapshot", "cpu_snapshot",
            "process_cpu", "boot_id", "machine_busy", "RepeatResult", "ExtraCpu",
-           "CellMeasurement", "GilProbe", "measure_once", "measure_cell"]
+           "CellMeasurement", "GilProbe", "run_counted", "measure_once", "measure_cell"]
 
 
 # --- inside a worker ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class TaskResult:
-    """What one task sends back: its answer (or error) and its own clocks.
+class TaskClock:
+    """One task's answer (or error) and its own clocks, read inside the thread that ran it.
 
-    ``thread_cpu_s`` is the CPU time of the thread that ran the task, taken inside
-    it: wall minus that is the time the task waited (for the GIL, or for a CPU).
+    The one task record of every command: compare's cells, check's runs, convoy's
+    background. It crosses processes (pickled back from workers), so it holds plain data.
+    ``wall_s`` counts from the start signal when there is one (a thread that first
+    waited for the GIL shows that wait), else from the task's first call; ``cpu_s`` is
+    the CPU time of the thread that ran it: wall minus that is the time it waited.
     """
 
     value: object
+    error: str | None
     wall_s: float
-    thread_cpu_s: float
-    error: str | None = None
+    cpu_s: float                      # CPU time of the thread (process) that ran it
+    run_delay_s: float | None = None  # runnable but queued for a CPU (Linux schedstat)
     pid: int = 0
-    run_delay_s: float | None = None  # time runnable but queued for a CPU (schedstat)
     calls: int = 1                    # calls of the function this task made (autorange)
     late_s: float = 0.0               # from the start signal to the task's first call
 
@@ -46,7 +53,7 @@ class TaskResult:
         """Share of the task's wall time its thread was not on a CPU."""
         if self.wall_s <= 0:
             return 0.0
-        return min(1.0, max(0.0, 1.0 - self.thread_cpu_s / self.wall_s))
+        return min(1.0, max(0.0, 1.0 - self.cpu_s / self.wall_s))
 
     @property
     def os_queue(self) -> float | None:
@@ -60,6 +67,18 @@ class TaskResult:
             return None
         return min(self.off_cpu, max(0.0, self.run_delay_s / self.wall_s))
 
+    @property
+    def waited(self) -> float:
+        """Off-CPU share minus the OS queue: blocked (on the GIL, a lock, IO, sleep).
+
+        Other processes taking the CPUs (the OS queue) do not count here: this figure
+        holds on a busy machine where cores used does not.
+        """
+        queued = 0.0
+        if self.run_delay_s is not None and self.wall_s > 0:
+            queued = max(0.0, self.run_delay_s / self.wall_s)
+        return max(0.0, self.off_cpu - queued)
+
 
 def run_delay() -> float | None:
     """Seconds this thread has spent runnable but not running (Linux schedstat)."""
@@ -70,45 +89,53 @@ def run_delay() -> float | None:
         return None
 
 
-def _one_line(exc: BaseException) -> str:
-    lines = f"{type(exc).__name__}: {exc}".strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
 def now() -> float:
     """The lab's clock (perf_counter: CLOCK_MONOTONIC on Linux, so one clock for every
-    thread of this process). Executors read it for a start signal through here."""
+    thread of this process, and of its forked children). Start signals are read here."""
     return time.perf_counter()
 
 
-def run_task(task: kernels.Task, start_at: float | None = None) -> TaskResult:
-    """Run one task in whatever worker calls this, timing it from the inside.
+#: Errors a task's own code may raise that belong to the task (its record says so and
+#: the run goes on), sys.exit() included. KeyboardInterrupt still stops the run.
+TASK_ERRORS = (Exception, SystemExit)
 
-    ``start_at`` is the start signal (``now()`` in the thread that released the
-    workers): a task's wall then counts from the moment it could have run, so a thread
-    that first waited for the GIL shows that wait. Without it, from the task's first call.
+
+def timed(call, start_at: float | None = None, calls: int = 1,
+          catch: tuple = TASK_ERRORS) -> TaskClock:
+    """Run ``call()`` in this thread, timed from the inside: the one task timer.
+
+    ``start_at`` is the start signal (``now()`` where the workers were released): the
+    wall then counts from it. An error in ``catch`` becomes the record's one-line error.
     """
-    try:
-        func = task.resolve()
-    except ValueError as exc:  # a target that cannot be loaded here (a worker's own path)
-        return TaskResult(None, 0.0, 0.0, str(exc), os.getpid())
     delay0 = run_delay()
     cpu0 = time.thread_time()
     begin = time.perf_counter()
     wall0 = begin if start_at is None else min(start_at, begin)
     try:
-        value, error = None, None
-        for _ in range(task.calls):
-            value = func(*task.args)
-    except (Exception, SystemExit) as exc:  # user code, sys.exit() included: the error
-        # belongs to the cell and the run goes on. KeyboardInterrupt still stops the run.
-        value, error = None, _one_line(exc)
+        value, error = call(), None
+    except catch as exc:
+        value, error = None, one_line(exc)
     end = time.perf_counter()
     cpu = time.thread_time() - cpu0
     delay1 = run_delay()
     delay = None if delay0 is None or delay1 is None else delay1 - delay0
-    return TaskResult(value, end - wall0, cpu, error, os.getpid(), delay, task.calls,
-                      begin - wall0)
+    return TaskClock(value, error, end - wall0, cpu, delay, os.getpid(), calls, begin - wall0)
+
+
+def run_task(task: kernels.Task, start_at: float | None = None) -> TaskClock:
+    """Run one task (``task.calls`` calls) in whatever worker calls this (see timed)."""
+    try:
+        func = task.resolve()
+    except ValueError as exc:  # a target that cannot be loaded here (a worker's own path)
+        return TaskClock(None, str(exc), 0.0, 0.0, pid=os.getpid())
+
+    def call():
+        value = None
+        for _ in range(task.calls):
+            value = func(*task.args)
+        return value
+
+    return timed(call, start_at, task.calls)
 
 
 # --- CPU accounting for a whole cell --------------------------------------------------
@@ -152,6 +179,14 @@ def cpu_snapshot() -> CpuSnapshot:
     return CpuSnapshot(me.ru_utime + me.ru_stime, reaped.ru_utime + reaped.ru_stime, live)
 
 
+def own_cpu() -> float:
+    """CPU seconds of this process and its reaped children (no psutil: cheap, and
+    enough where every child is waited for before the reading)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def process_cpu() -> dict:
     """This process's CPU seconds, and who it is: run inside a remote worker, the
     answer tells a process on this machine (and this process's own child) from one
@@ -173,9 +208,6 @@ def boot_id() -> str | None:
         return None
 
 
-_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
 def machine_busy() -> tuple[float, int] | None:
     """CPU seconds the whole machine has been busy (all processes), and its CPU count.
 
@@ -188,7 +220,7 @@ def machine_busy() -> tuple[float, int] | None:
     except OSError:
         return None
     user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
-    return (user + nice + system + irq + softirq + steal) / _TICK, max(n_cpus, 1)
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICK, max(n_cpus, 1)
 
 
 # --- one cell -------------------------------------------------------------------------
@@ -201,7 +233,7 @@ class RepeatResult:
     wall_s: float
     cpu_s: float
     noise: float | None          # share of the machine other processes used meanwhile
-    tasks: tuple                 # TaskResult per task
+    tasks: tuple                 # TaskClock per task
     gil_held: float | None = None  # share of the run a probe thread found the GIL taken
     observed: object = None      # what a cpu_source saw beside CPU (a dask cell's figures)
     before: object = None        # what measure_cell's before_each gave just before this run
@@ -284,44 +316,52 @@ class GilProbe(_BackgroundSampler):
 
     @property
     def held(self) -> float | None:
+        """Share of the probe's tries that found the GIL taken (None before it ran)."""
         if self._result is None:
             return None
         waited, probed, _samples = self._result
         return min(1.0, waited / probed) if probed > 0 else None
 
+    @property
+    def samples(self) -> int | None:
+        return None if self._result is None else self._result[2]
 
-def measure_once(run, probe_gil: bool = False, cpu_source=None, before_each=None) -> RepeatResult:
-    """Time ``run()`` (which runs the cell's tasks) with CPU and machine-load counters.
+
+def run_counted(run, probe_gil: bool = False, cpu_source=None) -> tuple[object, RepeatResult]:
+    """Call ``run()`` between CPU and machine-load counters: what it returned, and a
+    RepeatResult of its wall, CPU, noise (and GIL probe) with no task records.
 
     With ``probe_gil``, a probe thread samples the GIL meanwhile (in-process cells).
     ``cpu_source``, if given, is called just before the run and returns a callable
     called just after it, which returns an ExtraCpu: CPU used elsewhere for the
     cell, added to the run's, its local part taken out of the noise.
     """
-    # Outside every clock below: a paired baseline run taken next to this one.
-    before = before_each() if before_each is not None else None
     probe = GilProbe() if probe_gil else contextlib.nullcontext()
     stop_source = cpu_source() if cpu_source is not None else None
     busy0 = machine_busy()
     cpu0 = cpu_snapshot()
     with probe:
         wall0 = time.perf_counter()
-        tasks = run()
+        output = run()
         wall = time.perf_counter() - wall0
     cpu = cpu_snapshot().seconds_since(cpu0)
     busy1 = machine_busy()
     extra = stop_source() if stop_source is not None else ExtraCpu()
-    noise = None
-    if busy0 is not None and busy1 is not None and wall > 0:
-        # /proc/stat counts whole ticks per CPU: take one tick per CPU of reading
-        # error out, so a short cell is not called noisy by rounding alone.
-        others = (busy1[0] - busy0[0]) - cpu - extra.local_s - busy1[1] / _TICK
-        noise = min(1.0, max(0.0, others) / (wall * busy1[1]))
-    return RepeatResult(wall, cpu + extra.cpu_s, noise, tuple(tasks),
-                        probe.held if probe_gil else None, extra.observed, before)
+    noise = noise_share(busy0, busy1, cpu + extra.local_s, wall)
+    return output, RepeatResult(wall, cpu + extra.cpu_s, noise, (),
+                                probe.held if probe_gil else None, extra.observed)
 
 
-def measure_cell(run, repeat: int, noise_limit: float = 0.10, max_tries: int = 3,
+def measure_once(run, probe_gil: bool = False, cpu_source=None, before_each=None) -> RepeatResult:
+    """Time ``run()``, which runs the cell's tasks and returns their TaskClocks (see
+    run_counted); ``before_each()`` runs first, outside every clock, and what it returns
+    is kept as the run's ``before``."""
+    before = before_each() if before_each is not None else None
+    tasks, result = run_counted(run, probe_gil, cpu_source)
+    return dataclasses.replace(result, tasks=tuple(tasks), before=before)
+
+
+def measure_cell(run, repeat: int, noise_limit: float = NOISE_LIMIT, max_tries: int = 3,
                  pause_s: float = 1.0, probe_gil: bool = False, max_repeat: int | None = None,
                  settled=None, cpu_source=None, before_each=None) -> CellMeasurement:
     """Run a cell ``repeat`` times; if other processes took more than ``noise_limit``
@@ -330,7 +370,7 @@ def measure_cell(run, repeat: int, noise_limit: float = 0.10, max_tries: int = 3
     Adaptive, like pyperf's calibration: while ``settled(measurement)`` (the caller's
     judgement, so this module never judges) says the figures are not yet clear, add
     repeats up to ``max_repeat``. Keeps the quietest try. ``run`` is a zero-argument
-    callable returning TaskResults; ``cpu_source`` counts CPU used outside this process
+    callable returning TaskClocks; ``cpu_source`` counts CPU used outside this process
     tree (see measure_once). ``before_each``, if given, runs just before each timed run,
     outside its clocks; what it returns is kept as that run's ``before`` (the compare
     engine's paired serial run, so a drift moves both sides of a speedup).

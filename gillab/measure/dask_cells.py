@@ -28,9 +28,10 @@ from gillab import kernels
 from gillab.core import stats
 from gillab.measure.dask_cluster import (DaskCellFailed, cluster_cpu, cpu_delta, existing_cluster,
                                  local_cluster, submit_pinned, worker_threads)
-from gillab.core.errors import UserError
+from gillab.core.errors import UserError, one_line
 from gillab.measure.footprint import StartupCost
 from gillab.measure.clocks import CellMeasurement, ExtraCpu, measure_cell, run_task
+from gillab.measure.noise import NOISE_LIMIT
 
 __all__ = ["CONFIGS", "DEFAULT_CONFIG", "plan_shapes", "parse_shape", "parse_shapes",
            "shape_of", "measure_dask", "cell_figures", "check_scheduler", "dispatch_us_dask",
@@ -225,7 +226,7 @@ def cell_figures(measured: CellMeasurement) -> dict:
     stalls = [s["loop_stall_s"] for s in seen if s["loop_stall_s"] is not None]
     contentions = [s["dask_gil_contention"] for s in seen
                    if s["dask_gil_contention"] is not None]
-    own = [max(0.0, r.cpu_s - sum(t.thread_cpu_s for t in r.tasks)) / r.wall_s
+    own = [max(0.0, r.cpu_s - sum(t.cpu_s for t in r.tasks)) / r.wall_s
            for r in measured.repeats if r.wall_s > 0]
     return {"loop_stall_s": max(stalls) if stalls else None,
             "dask_gil_contention": stats.mean(contentions) if contentions else None,
@@ -252,7 +253,7 @@ def _measure_on(client, task, repeat, noise_limit, max_tries, timeout_s, remote,
 
 
 def measure_dask(task: kernels.Task, workers, *, shapes=None, scheduler: str | None = None,
-                 repeat: int = 3, noise_limit: float = 0.10, max_tries: int = 3,
+                 repeat: int = 3, noise_limit: float = NOISE_LIMIT, max_tries: int = 3,
                  timeout_s: float = 300.0, cost: bool = False, on_start=None,
                  config: str = DEFAULT_CONFIG):
     """Measure ``task`` on dask clusters; yield (k, measured, extra) per cell, the shape
@@ -294,8 +295,8 @@ def measure_dask(task: kernels.Task, workers, *, shapes=None, scheduler: str | N
                 measured, extra = _measure_on(client, task, repeat, noise_limit, max_tries,
                                               timeout_s, remote=False, cost=cost)
         except OSError as exc:  # the cluster did not start, or lost its scheduler
-            measured = f"the local dask cluster failed: {type(exc).__name__}: {exc}"
-            measured, extra = measured.splitlines()[0], dict(_NO_FIGURES)
+            measured = f"the local dask cluster failed: {one_line(exc)}"
+            extra = dict(_NO_FIGURES)
         extra.update(shape=shape, start_method="spawn", dask_config=config)
         if cost and startup:
             extra["startup_s"], extra["startup_cpu_s"] = startup[0].wall_s, startup[0].cpu_s

@@ -25,7 +25,7 @@ import threading
 
 import psutil
 
-from gillab.core.errors import UserError
+from gillab.core.errors import UserError, one_line
 from gillab.measure.footprint import measure_startup
 from gillab.measure.clocks import boot_id, process_cpu
 
@@ -220,11 +220,10 @@ def submit_pinned(client, placement: list, timeout_s: float, func, *args) -> lis
         with contextlib.suppress(Exception):
             client.cancel(futures)
         if isinstance(exc, KilledWorker):
-            raise DaskCellFailed(f"a dask worker died running the task: {exc}"
-                                 .splitlines()[0]) from None
+            raise DaskCellFailed("a dask worker died running the task: "
+                                 + one_line(exc, with_type=False)) from None
         if isinstance(exc, OSError):  # TimeoutError, a lost connection
-            raise DaskCellFailed(f"the cluster failed: {type(exc).__name__}: {exc}"
-                                 .splitlines()[0]) from None
+            raise DaskCellFailed(f"the cluster failed: {one_line(exc)}") from None
         raise
 
 
@@ -258,7 +257,7 @@ def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S):
     try:
         client = Client(address, timeout=timeout_s, set_as_default=False)
     except (OSError, ValueError, TypeError) as exc:  # TimeoutError is an OSError
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        message = one_line(exc, with_type=False)
     if message is not None:
         # The half-made Client lives on in the exception's frames; collect it now,
         # while its loop runs, or its __del__ waits out a timeout at exit.

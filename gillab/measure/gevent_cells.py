@@ -16,12 +16,13 @@ import time
 from gillab import kernels
 from gillab.core.procutil import child_preexec, forking
 from gillab.measure.outcome import CellFailure, Measured
+from gillab.measure.noise import NOISE_LIMIT
 
 __all__ = ["measure_gevent_cells"]
 
 
 def measure_gevent_cells(task: kernels.Task, workers_list, *, repeat: int,
-                         noise_limit: float = 0.10, cost: bool = False,
+                         noise_limit: float = NOISE_LIMIT, cost: bool = False,
                          timeout_s: float = 300.0, max_tries: int = 3,
                          startup_s: float = 30.0):
     """Measure gevent cells (one per worker count) in a fresh, patched child process.

@@ -21,6 +21,7 @@ import sys  # noqa: E402
 
 import gevent  # noqa: E402
 
+from gillab.core.errors import one_line  # noqa: E402
 from gillab.measure.footprint import PeakMemory, measure_startup, tree_pss_mb  # noqa: E402
 from gillab.measure.clocks import measure_cell, now, run_task  # noqa: E402
 from gillab.measure.outcome import CellFailure, Measured  # noqa: E402
@@ -77,11 +78,11 @@ def main() -> int:
             reply = Measured(measured, measure_cost(task, n_workers, request["timeout_s"])
                              if request.get("cost") else {})
         except (TimeoutError, ValueError) as exc:
-            reply = CellFailure(f"{type(exc).__name__}: {exc}")
+            reply = CellFailure(one_line(exc))
         try:
             data = pickle.dumps(reply)
         except Exception as exc:  # a task's result that cannot travel: the cell's error
-            why = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+            why = one_line(exc)
             data = pickle.dumps(CellFailure("a result cannot be sent back from the gevent "
                                             f"process ({why})"))
         out.write(data)

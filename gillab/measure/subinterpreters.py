@@ -110,7 +110,7 @@ def subinterpreter_run_task(task):
 
 def subinterpreter_run_pickled(payload: bytes, fd: int) -> None:
     """3.13's low-level module passes only simple objects: a pickled Task in, a
-    pickled TaskResult out through a pipe the parent reads."""
+    pickled TaskClock out through a pipe the parent reads."""
     import pickle
 
     data = pickle.dumps(subinterpreter_run_task(pickle.loads(payload)))
@@ -165,13 +165,13 @@ def _problem_public(module, path: str) -> None:
         interp = module.create()
     except Exception as exc:  # any failure is raised again, with its cause attached
         raise SubinterpreterBootstrapFailed(
-            f"cannot create a subinterpreter: {_one_line(exc)}") from exc
+            f"cannot create a subinterpreter: {_traceback_tail(exc)}") from exc
     try:
         interp.prepare_main(path=path)
         interp.exec(SETUP_SCRIPT)
     except Exception as exc:  # ExecutionFailed carries the subinterpreter's error
         raise SubinterpreterBootstrapFailed(
-            f"gillab cannot start in a subinterpreter: {_one_line(exc)}") from exc
+            f"gillab cannot start in a subinterpreter: {_traceback_tail(exc)}") from exc
     finally:
         interp.close()
     return None
@@ -182,12 +182,12 @@ def _problem_low_level(module, path: str) -> None:
         interp = module.create()
     except Exception as exc:  # any failure is raised again, with its cause attached
         raise SubinterpreterBootstrapFailed(
-            f"cannot create a subinterpreter: {_one_line(exc)}") from exc
+            f"cannot create a subinterpreter: {_traceback_tail(exc)}") from exc
     try:
         failure = module.exec(interp, SETUP_SCRIPT, shared={"path": path})
     except Exception as exc:  # the module refused the call itself
         raise SubinterpreterBootstrapFailed(
-            f"gillab cannot start in a subinterpreter: {_one_line(exc)}") from exc
+            f"gillab cannot start in a subinterpreter: {_traceback_tail(exc)}") from exc
     finally:
         module.destroy(interp)
     if failure is not None:
@@ -197,7 +197,10 @@ def _problem_low_level(module, path: str) -> None:
     return None
 
 
-def _one_line(exc: BaseException) -> str:
+def _traceback_tail(exc: BaseException) -> str:
+    """The subinterpreter's own error: ExecutionFailed's text may carry the traceback
+    from inside it, whose last line (not the first, which core.errors.one_line takes)
+    is ``Type: message``."""
     info = getattr(exc, "excinfo", None)
     text = getattr(info, "msg", None) or str(exc) or type(exc).__name__
     return text.strip().splitlines()[-1] if text.strip() else type(exc).__name__

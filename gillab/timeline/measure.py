@@ -13,12 +13,21 @@ import struct
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from gillab.core.errors import UserError
 from gillab.timeline.gilmap import GilMap, find_gil, gil_of_process
 
-#: One sample of one thread: (t_ns, cpu_ns, queue_ns, switch_ins, state, arg0).
-Sample = tuple
+class Sample(NamedTuple):
+    """One sample of one thread (a tuple: gillab.timeline.rebuild reads it by position,
+    in loops over every sample)."""
+
+    t_ns: int          # CLOCK_MONOTONIC when it was read
+    cpu_ns: int        # the thread's CPU time so far (schedstat)
+    queue_ns: int      # its time runnable but queued for a CPU so far
+    switch_ins: int    # times it was switched in so far
+    state: int         # the syscall number it waits in, STATE_RUNNING or STATE_GONE
+    arg0: int          # that syscall's first argument (a futex's address)
 
 STATE_RUNNING = -100
 STATE_GONE = -200
@@ -149,7 +158,8 @@ def _sample_chunk(files: _Files, live: list[int], period_ns: int, until_ns: int,
 
 
 def _decode(chunks: list, streams: dict) -> None:
-    """Raw rounds -> per-thread sample tuples (t, cpu, queue, switch-ins, state, arg0)."""
+    """Raw rounds -> per-thread Samples (t, cpu, queue, switch-ins, state, arg0)."""
+    make = tuple.__new__  # Sample(*fields) unpacked: the fastest way to build one
     for live, data in chunks:
         width = 1 + 5 * len(live)
         values = struct.unpack(f"{len(data) // 8}q", data)
@@ -157,7 +167,7 @@ def _decode(chunks: list, streams: dict) -> None:
             samples = streams[tid].samples
             for row in range(0, len(values), width):
                 k = row + 1 + 5 * i
-                samples.append((values[row],) + values[k:k + 5])
+                samples.append(make(Sample, (values[row],) + values[k:k + 5]))
 
 
 def _cpu_self() -> float:
@@ -304,6 +314,62 @@ class _Gone:
         return None if os.path.isdir(f"/proc/{self.pid}/task") else 0
 
 
+def _add_new_threads(proc, files: _Files, streams: dict) -> bool:
+    """Watch every thread of the process not yet watched; False once it is gone."""
+    try:
+        tids = sorted(int(t) for t in os.listdir(f"/proc/{proc.pid}/task"))
+    except OSError:
+        return False
+    for tid in tids:
+        if tid not in streams and files.add(tid):
+            name = "main" if tid == proc.pid else files.names[tid]
+            streams[tid] = ThreadStream(tid, name)
+    return True
+
+
+def _read_maps(pid: int, chunk: int, maps_text: str | None) -> str | None:
+    """The process's memory map text, read often while libpython is being mapped and
+    rarely after (a dlopen). Only the text now: finding _PyRuntime in its files' symbol
+    tables takes 0.1-1 s, which would leave the program unwatched (a 1 s program gone)."""
+    if chunk <= MAPS_EARLY_CHUNKS or chunk % MAPS_LATE_EVERY == 0:
+        try:
+            with open(f"/proc/{pid}/maps") as f:
+                return f.read() or maps_text
+        except OSError:
+            pass
+    return maps_text
+
+
+def _follow(proc, files: _Files, streams: dict, chunks: list, period_ns: int,
+            max_s: float | None) -> tuple[int, str | None, int | None]:
+    """Sample chunk after chunk until the process exits, every thread is gone or max_s
+    is up. Returns (rounds, memory map text, stop time or None)."""
+    rounds, maps_text, chunk = 0, None, 0
+    deadline = clock_ns() + period_ns
+    stop_at = None  # counted from the first sample: the set-up can take a while
+    while proc.poll() is None:
+        chunk += 1
+        if not _add_new_threads(proc, files, streams):
+            break
+        maps_text = _read_maps(proc.pid, chunk, maps_text)
+        live = [t for t in files.order if files.tails.get(t, b"")[24:32] !=
+                struct.pack("q", STATE_GONE)]
+        if not live:
+            break
+        # Never sample late deadlines (the set-up above may have taken a while).
+        deadline = max(deadline, clock_ns() + period_ns)
+        if max_s and stop_at is None:
+            stop_at = deadline + int(max_s * 1e9)
+        until = deadline + CHUNK_NS // 5  # short chunks: new threads are seen soon
+        if stop_at:
+            until = min(until, stop_at)
+        deadline, _, n = _sample_chunk(files, live, period_ns, until, deadline, chunks)
+        rounds += n
+        if stop_at and clock_ns() >= stop_at:
+            break
+    return rounds, maps_text, stop_at
+
+
 def _watch_tasks(pid: int, proc, period_ns: int, max_s: float | None, wchan: bool,
                  label: str = "", steady: int = 0) -> Recording:
     """Follow every thread of PID (new ones each chunk) until it exits or max_s."""
@@ -312,48 +378,9 @@ def _watch_tasks(pid: int, proc, period_ns: int, max_s: float | None, wchan: boo
     files = _Files(proc.pid, wchan, steady)
     streams: dict = {}
     chunks: list = []
-    rounds = 0
-    maps_text = None
-    chunk = 0
     try:
         cpu0 = _cpu_self()
-        t_start = clock_ns()
-        deadline = t_start + period_ns
-        stop_at = None  # counted from the first sample: the set-up can take a while
-        while proc.poll() is None:
-            chunk += 1
-            try:
-                tids = sorted(int(t) for t in os.listdir(f"/proc/{proc.pid}/task"))
-            except OSError:
-                break
-            for tid in tids:
-                if tid not in streams and files.add(tid):
-                    name = "main" if tid == proc.pid else files.names[tid]
-                    streams[tid] = ThreadStream(tid, name)
-            if chunk <= MAPS_EARLY_CHUNKS or chunk % MAPS_LATE_EVERY == 0:
-                # Only the text now: finding _PyRuntime in its files' symbol tables takes
-                # 0.1-1 s, which would leave the program unwatched (a 1 s program gone).
-                # Read often while libpython is being mapped, rarely after (a dlopen).
-                try:
-                    with open(f"/proc/{proc.pid}/maps") as f:
-                        maps_text = f.read() or maps_text
-                except OSError:
-                    pass
-            live = [t for t in files.order if files.tails.get(t, b"")[24:32] !=
-                    struct.pack("q", STATE_GONE)]
-            if not live:
-                break
-            # Never sample late deadlines (the set-up above may have taken a while).
-            deadline = max(deadline, clock_ns() + period_ns)
-            if max_s and stop_at is None:
-                stop_at = deadline + int(max_s * 1e9)
-            until = deadline + CHUNK_NS // 5  # short chunks: new threads are seen soon
-            if stop_at:
-                until = min(until, stop_at)
-            deadline, _, n = _sample_chunk(files, live, period_ns, until, deadline, chunks)
-            rounds += n
-            if stop_at and clock_ns() >= stop_at:
-                break
+        rounds, maps_text, stop_at = _follow(proc, files, streams, chunks, period_ns, max_s)
         sampler_cpu = _cpu_self() - cpu0
         _decode(chunks, streams)
         if child:

@@ -21,10 +21,13 @@ import sysconfig
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
 
 from gillab import kernels
-from gillab.measure.clocks import calibrate_n
-from gillab.timeline.stamps import stamped_loop, stamped_steps, task_clocks
+from gillab.measure.calibrate import calibrate_n
+from gillab.measure.runs import StartLine, ThreadRun
+from gillab.measure.stamps import stamped_loop, stamped_steps, task_clocks
 
 #: The convoy's IO thread: sleep this long, again and again, beside a CPU thread.
 CONVOY_SLEEP_S = 0.001
@@ -64,7 +67,7 @@ def _sleeper(stop: threading.Event) -> dict:
             "sleeps": len(lates), "late_ms": lates}
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gillab.timeline.workload")
     parser.add_argument("--kernel", default="py")
     parser.add_argument("--executor", default="threads",
@@ -79,97 +82,127 @@ def main(argv=None) -> int:
     parser.add_argument("--truth", action="store_true",
                         help="instead of KERNEL, a pure-Python loop that stamps its progress: "
                              "each task reports when it did not run (gaps_ns)")
-    args = parser.parse_args(argv)
-    if args.switch_interval:
-        sys.setswitchinterval(args.switch_interval)
+    return parser
+
+
+def _task_of(args) -> tuple:
+    """(one task as a zero-argument callable, its loop length n)."""
     p = kernels.DEFAULT_P
     if args.truth:
         n = args.n or stamped_steps(args.seconds)
-        task = lambda: _truth_task(n)  # noqa: E731
-    else:
-        kernel = kernels.get(args.kernel)
-        n = args.n or calibrate_n(kernel, args.seconds, p)
-        task = lambda: _task(kernel, n, p)  # noqa: E731
+        return (lambda: _truth_task(n)), n
+    kernel = kernels.get(args.kernel)
+    n = args.n or calibrate_n(kernel, args.seconds, p)
+    return (lambda: _task(kernel, n, p)), n
 
-    results: list = []
+
+@dataclass
+class _Cell:
+    """The child's threads, parked before 'go': who they are, how to let them go, how
+    to wait for them. ``results`` fills as the tasks end."""
+
+    tids: list
+    names: dict
+    release: Callable[[], object]
+    run: Callable[[], object]
+    results: list = field(default_factory=list)
+
+
+def _convoy_cell(task) -> _Cell:
+    line, stop, results = StartLine(2), threading.Event(), []
     tids: "queue.Queue[int]" = queue.Queue()
-    names = {}
+
+    def cpu_side():
+        tids.put(threading.get_native_id())
+        line.wait()
+        try:
+            results.append({"role": "cpu", **task()})
+        finally:
+            stop.set()
+
+    def io_side():
+        tids.put(threading.get_native_id())
+        line.wait()
+        results.append({"role": "io", **_sleeper(stop)})
+
+    threads = [threading.Thread(target=cpu_side, name="cpu"),
+               threading.Thread(target=io_side, name="io-sleep")]
+    for t in threads:
+        t.start()
+    ids = [tids.get() for _ in threads]
+    return _Cell(ids, dict(zip(map(str, ids), ["cpu", "io-sleep"])), line.release,
+                 lambda: [t.join() for t in threads], results)
+
+
+def _serial_cell(task, workers: int) -> _Cell:
+    tid = threading.get_native_id()
+    cell = _Cell([tid], {str(tid): "serial"}, lambda: None, lambda: None)
+    cell.run = lambda: cell.results.extend(task() for _ in range(workers))
+    return cell
+
+
+def _threads_cell(task, workers: int) -> _Cell:
+    run = ThreadRun(lambda i, at: task(), workers, name="worker").start()
+    ids = [t.native_id for t in run.threads]
+    return _Cell(ids, {str(t.native_id): t.name for t in run.threads}, run.go,
+                 lambda: [t.join() for t in run.threads], run.results)
+
+
+def _pool_cell(task, workers: int) -> _Cell:
+    line, results = StartLine(workers), []
+    tids: "queue.Queue[tuple]" = queue.Queue()
+
+    def parked():
+        tids.put((threading.get_native_id(), threading.current_thread().name))
+        line.wait()
+        results.append(task())
+
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="pool")
+    futures = [pool.submit(parked) for _ in range(workers)]
+
+    def run():
+        for f in futures:
+            f.result()
+        pool.shutdown()
+
+    named = [tids.get() for _ in range(workers)]
+    return _Cell([tid for tid, _ in named], {str(tid): name for tid, name in named},
+                 line.release, run, results)
+
+
+def _ready_report(args, cell: _Cell, n: int) -> dict:
+    return {"tids": cell.tids, "names": cell.names, "n": n,
+            "kernel": "truth" if args.truth else args.kernel,
+            "executor": "convoy" if args.convoy else args.executor,
+            "workers": 2 if args.convoy else args.workers,
+            "switch_interval": sys.getswitchinterval(),
+            "python": sys.version.split()[0],
+            "gil_enabled": getattr(sys, "_is_gil_enabled", lambda: True)(),
+            "free_threaded_build": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+            "runtime_address": _runtime_address()}
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
+    task, n = _task_of(args)
     if args.convoy:
-        barrier = threading.Barrier(3)
-        stop = threading.Event()
-
-        def cpu_side():
-            tids.put(threading.get_native_id())
-            barrier.wait()
-            try:
-                results.append({"role": "cpu", **task()})
-            finally:
-                stop.set()
-
-        def io_side():
-            tids.put(threading.get_native_id())
-            barrier.wait()
-            results.append({"role": "io", **_sleeper(stop)})
-
-        threads = [threading.Thread(target=cpu_side, name="cpu"),
-                   threading.Thread(target=io_side, name="io-sleep")]
-        for t in threads:
-            t.start()
-        ids = [tids.get() for _ in threads]
-        names = dict(zip(map(str, ids), ["cpu", "io-sleep"]))
-        run = lambda: [t.join() for t in threads]  # noqa: E731
-        release = barrier.wait
+        cell = _convoy_cell(task)
     elif args.executor == "serial":
-        ids = [threading.get_native_id()]
-        names = {str(ids[0]): "serial"}
-
-        def run():
-            for _ in range(args.workers):
-                results.append(task())
-        release = lambda: None  # noqa: E731
+        cell = _serial_cell(task, args.workers)
+    elif args.executor == "threads":
+        cell = _threads_cell(task, args.workers)
     else:
-        barrier = threading.Barrier(args.workers + 1)
-
-        def parked():
-            tids.put((threading.get_native_id(), threading.current_thread().name))
-            barrier.wait()
-            results.append(task())
-
-        if args.executor == "threads":
-            threads = [threading.Thread(target=parked, name=f"worker-{i}")
-                       for i in range(args.workers)]
-            for t in threads:
-                t.start()
-            run = lambda: [t.join() for t in threads]  # noqa: E731
-        else:
-            pool = ThreadPoolExecutor(args.workers, thread_name_prefix="pool")
-            futures = [pool.submit(parked) for _ in range(args.workers)]
-
-            def run():
-                for f in futures:
-                    f.result()
-                pool.shutdown()
-        named = [tids.get() for _ in range(args.workers)]
-        ids = [tid for tid, _ in named]
-        names = {str(tid): name for tid, name in named}
-        release = barrier.wait
-
-    gil_enabled = getattr(sys, "_is_gil_enabled", lambda: True)()
-    print(json.dumps({"tids": ids, "names": names, "n": n,
-                      "kernel": "truth" if args.truth else args.kernel,
-                      "executor": "convoy" if args.convoy else args.executor,
-                      "workers": 2 if args.convoy else args.workers,
-                      "switch_interval": sys.getswitchinterval(),
-                      "python": sys.version.split()[0], "gil_enabled": gil_enabled,
-                      "free_threaded_build": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
-                      "runtime_address": _runtime_address()}), flush=True)
+        cell = _pool_cell(task, args.workers)
+    print(json.dumps(_ready_report(args, cell, n)), flush=True)
     if sys.stdin.readline().strip() != "go":
         return 1
     t_go = task_clocks()[0]
-    release()
-    run()
-    print(json.dumps({"t_go_ns": t_go, "t_done_ns": task_clocks()[0], "tasks": results}),
-          flush=True)
+    cell.release()
+    cell.run()
+    print(json.dumps({"t_go_ns": t_go, "t_done_ns": task_clocks()[0],
+                      "tasks": [r for r in cell.results if r is not None]}), flush=True)
     return 0
 
 

@@ -6,7 +6,7 @@ import pytest
 from gillab import kernels
 from gillab.compare.cells import (Subject, adopt_baseline, build_cell, figures, settled_for,
                                   verdict_of)
-from gillab.measure.clocks import CellMeasurement, RepeatResult, TaskResult, measure_cell
+from gillab.measure.clocks import CellMeasurement, RepeatResult, TaskClock, measure_cell
 from gillab.measure.outcome import CellFailure
 
 ANSWER = 42
@@ -15,7 +15,7 @@ ANSWER = 42
 def subject(**kw) -> Subject:
     args = dict(name="py", task=kernels.Task("py", (1000, 7)), io_bound=False, n=1000,
                 expected=ANSWER, serial_s=0.3,
-                serial_tasks=(TaskResult(ANSWER, 0.3, 0.3),), serial_spread=0.0)
+                serial_tasks=(TaskClock(ANSWER, None, 0.3, 0.3),), serial_spread=0.0)
     args.update(kw)
     return Subject(**args)
 
@@ -23,8 +23,8 @@ def subject(**kw) -> Subject:
 def repeat(wall, cpu, k=2, task_cpu=None, task_wall=None, before=None, value=ANSWER,
            error=None) -> RepeatResult:
     """k tasks that each used ``task_cpu`` of ``task_wall``; ``before``: a paired serial run."""
-    task = TaskResult(value, task_wall or wall, task_cpu if task_cpu is not None else cpu / k,
-                      error)
+    task = TaskClock(value, error, task_wall or wall,
+                     task_cpu if task_cpu is not None else cpu / k)
     return RepeatResult(wall, cpu, 0.0, (task,) * k, None, None, before)
 
 

@@ -21,7 +21,7 @@ from gillab.measure.dask_cells import (CONFIGS, DEFAULT_CONFIG, cell_figures, da
                                parse_shapes, plan_shapes, shape_of)
 from gillab.measure.dask_cluster import cpu_delta
 from gillab.core.errors import UserError
-from gillab.measure.clocks import (CellMeasurement, ExtraCpu, RepeatResult, TaskResult, boot_id,
+from gillab.measure.clocks import (CellMeasurement, ExtraCpu, RepeatResult, TaskClock, boot_id,
                             calibrate_n, measure_cell)
 
 from tests.conftest import retry_once, run_gillab
@@ -136,7 +136,7 @@ class TestShapes:
 
 
 def _repeat(wall, cpu, task_cpus, observed=None) -> RepeatResult:
-    tasks = tuple(TaskResult(0, wall, c) for c in task_cpus)
+    tasks = tuple(TaskClock(0, None, wall, c) for c in task_cpus)
     return RepeatResult(wall, cpu, 0.0, tasks, None, observed)
 
 
@@ -438,7 +438,7 @@ def test_a_running_cluster_is_measured_as_it_is_shaped(detached_cluster):
         # The workers are not children of this process: their CPU is counted only if
         # read from the cluster itself. It must cover what the tasks measured inside.
         for run in measured.repeats:
-            assert run.cpu_s >= 0.9 * sum(t.thread_cpu_s for t in run.tasks), run
+            assert run.cpu_s >= 0.9 * sum(t.cpu_s for t in run.tasks), run
         assert extra["loop_stall_s"] > 0
         print(f"running cluster: {figures}, noise {measured.noise:.2f}, "
               f"{measured.tries} tries")

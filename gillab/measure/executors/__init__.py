@@ -1,7 +1,7 @@
 """Every concurrency model of the lesson behind one signature.
 
 ``open_executor(name, n_workers)`` returns a started executor whose ``run(task, k)``
-runs k identical tasks on its workers and returns their TaskResults in order.
+runs k identical tasks on its workers and returns their TaskClocks in order.
 Pools are created (and warmed) when the executor opens, apart from the timed work;
 ``threads`` and ``processes`` start their workers inside ``run``, as the lesson does.
 

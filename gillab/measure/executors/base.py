@@ -9,7 +9,8 @@ from concurrent.futures.process import BrokenProcessPool
 
 from gillab import kernels
 from gillab.core import procutil
-from gillab.measure.clocks import TaskResult, now, run_task
+from gillab.core.errors import one_line
+from gillab.measure.clocks import TaskClock, now, run_task
 
 class WorkerFailed(Exception):
     """A worker died or hung: the cell reports it and the run goes on."""
@@ -22,7 +23,7 @@ def _worker_init(parent_pid: int | None = None) -> None:
     procutil.worker_setup(parent_pid)
 
 
-def _run_task_shipped(task: kernels.Task, start_at: float | None = None) -> TaskResult:
+def _run_task_shipped(task: kernels.Task, start_at: float | None = None) -> TaskClock:
     """run_task in a worker process: a result that cannot be pickled back becomes the
     task's error (the cell is wrong, the run goes on) instead of a worker traceback."""
     import dataclasses
@@ -31,7 +32,7 @@ def _run_task_shipped(task: kernels.Task, start_at: float | None = None) -> Task
     try:
         pickle.dumps(result)
     except Exception as exc:  # any pickling failure: the value cannot travel
-        why = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+        why = one_line(exc)
         return dataclasses.replace(
             result, value=None,
             error=f"the result cannot be sent back from a worker process ({why})")
@@ -80,7 +81,7 @@ class Executor:
         self.timeout_s = timeout_s
         self.context = multiprocessing.get_context(start_method)
 
-    def run(self, task: kernels.Task, n_tasks: int) -> list[TaskResult]:
+    def run(self, task: kernels.Task, n_tasks: int) -> list[TaskClock]:
         raise NotImplementedError
 
     def start_idle(self) -> None:

@@ -5,6 +5,7 @@ import threading
 import time
 from concurrent.futures import TimeoutError as FutureTimeout
 
+from gillab.core.errors import one_line
 from gillab.measure.executors.base import Executor, WorkerFailed, _refuse_in_process
 
 class Interpreters(Executor):
@@ -47,8 +48,7 @@ class Interpreters(Executor):
             raise
         except Exception as exc:  # the subinterpreter's own error, as the cell's reason
             self.close()
-            raise WorkerFailed(f"subinterpreters could not start: {type(exc).__name__}: "
-                               f"{exc}".splitlines()[0]) from None
+            raise WorkerFailed(f"subinterpreters could not start: {one_line(exc)}") from None
 
     def run(self, task, n_tasks):
         _refuse_in_process(task)
@@ -64,7 +64,7 @@ class Interpreters(Executor):
             except FutureTimeout:
                 raise WorkerFailed(f"no answer within {self.timeout_s:.0f} s") from None
             except Exception as exc:
-                raise WorkerFailed(f"{type(exc).__name__}: {exc}".splitlines()[0]) from None
+                raise WorkerFailed(one_line(exc)) from None
         return self._run_low_level(task, n_tasks)
 
     def _run_low_level(self, task, n_tasks):

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
-from gillab.measure.executors.base import (Executor, _FuturesExecutor, _join_or_abandon,
+from gillab.measure.executors.base import (Executor, WorkerFailed, _FuturesExecutor, _join_or_abandon,
                                    _refuse_in_process, _warm)
-from gillab.measure.clocks import now, run_task
+from gillab.measure.bounded import CallTimeout, call_bounded, deadline_in
+from gillab.measure.clocks import run_task
+from gillab.measure.runs import ThreadRun
+
 
 class Serial(Executor):
     name = "serial"
@@ -17,15 +19,16 @@ class Serial(Executor):
         # Each task in a daemon thread of its own, one after another: the same work
         # as a plain call (a thread start, ~0.1 ms, on tasks of >= 10 ms), but one
         # that never returns can be left behind with the cell marked, not the run hung.
+        deadline = deadline_in(self.timeout_s)
         results: list = []
-        deadline = time.monotonic() + self.timeout_s
         for _ in range(n_tasks):
-            box: list = []
-            t = threading.Thread(target=lambda: box.append(run_task(task)), daemon=True,
-                                 name="gillab-serial")
-            t.start()
-            _join_or_abandon([t], deadline, self.timeout_s, task)
-            results.append(box[0])
+            try:
+                results.append(call_bounded(lambda: run_task(task), deadline, "the task",
+                                            name="gillab-serial"))
+            except CallTimeout as exc:
+                _join_or_abandon(exc.threads, deadline, self.timeout_s, task)
+                # It ended just after the deadline: its answer is gone with the thread.
+                raise WorkerFailed(f"no answer within {self.timeout_s:.0f} s") from None
         return results
 
 
@@ -36,28 +39,19 @@ class Threads(Executor):
 
     def run(self, task, n_tasks):
         _refuse_in_process(task)
-        results: list = [None] * n_tasks
-        # Every thread waits at the barrier; the main thread reads the start signal and
-        # releases them together. A thread that then waits for the GIL counts that wait
-        # (without it, a thread started while another holds the GIL in one long C call
-        # would start its clock only after that call: cy_gil read no GIL wait at all).
-        barrier = threading.Barrier(n_tasks + 1)
-        start_at = [0.0]
-
-        def work(i):
-            barrier.wait()
-            results[i] = run_task(task, start_at[0])
-
-        # Daemon threads: after Ctrl-C the interpreter may exit without waiting
-        # for a task still inside a kernel call.
-        threads = [threading.Thread(target=work, args=(i,), daemon=True)
-                   for i in range(n_tasks)]
-        for t in threads:
-            t.start()
-        start_at[0] = now()
-        barrier.wait()
-        _join_or_abandon(threads, time.monotonic() + self.timeout_s, self.timeout_s, task)
-        return results
+        # Every thread parks at the start line and they go together: a thread that then
+        # waits for the GIL counts that wait (without it, a thread started while another
+        # holds the GIL in one long C call would start its clock only after that call:
+        # cy_gil read no GIL wait at all). Daemon threads: after Ctrl-C the interpreter
+        # may exit without waiting for a task still inside a kernel call.
+        run = ThreadRun(lambda i, at: run_task(task, at), n_tasks, name="gillab-thread")
+        run.start().go()
+        deadline = deadline_in(self.timeout_s)
+        try:
+            return run.finish(deadline, "a task")
+        except CallTimeout as exc:
+            _join_or_abandon(exc.threads, deadline, self.timeout_s, task)
+            return run.results  # every thread ended just after the deadline
 
     def start_idle(self):
         threads = [threading.Thread(target=_warm, args=(0.0,), daemon=True)

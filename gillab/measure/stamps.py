@@ -1,7 +1,7 @@
-"""The lab child's own clocks: what gillab.timeline.workload stamps its truth with.
+"""The timeline lab child's own clocks: what gillab.timeline.workload stamps its truth with.
 
-A measuring module (it reads clocks), kept apart from the sampler's driver
-(gillab.timeline.measure): the child imports it without the parent's machinery.
+Kept apart from the sampler's driver (gillab.timeline.measure) and light to import:
+the child loads it without the parent's machinery.
 """
 from __future__ import annotations
 
