@@ -39,7 +39,7 @@ def __getattr__(name):
 
         return getattr(kernels, name)
     if name == "check":  # gillab.check(statement, setup="", globals=None, ...)
-        from gillab.check.api import check
+        from gillab.checker.api import check
 
         return check
     raise AttributeError(f"module 'gillab' has no attribute {name!r}")

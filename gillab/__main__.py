@@ -84,7 +84,7 @@ def cmd_demo(args) -> list[str]:
 
 
 def cmd_check(args) -> list[str]:
-    from gillab.check.cli import cmd_check as run
+    from gillab.checker.cli import cmd_check as run
 
     return run(args)
 
@@ -124,7 +124,7 @@ def create_parser() -> argparse.ArgumentParser:
 
     add_compare_parser(sub)
 
-    from gillab.check.cli import add_parser as add_check_parser
+    from gillab.checker.cli import add_parser as add_check_parser
 
     add_check_parser(sub)
 

@@ -18,10 +18,10 @@ __all__ = ["load_ipython_extension", "gillab_magic"]
 def _run(line: str, cell: str | None, user_ns: dict):
     from IPython.core.error import UsageError as IPythonUsageError
 
-    from gillab.check.api import check
-    from gillab.check.record import CheckSweep
-    from gillab.check.report import format_check, format_sweep
-    from gillab.check.statement import DEFAULT_TIMEOUT_S
+    from gillab.checker.api import check
+    from gillab.checker.record import CheckSweep
+    from gillab.checker.report import format_check, format_sweep
+    from gillab.checker.statement import DEFAULT_TIMEOUT_S
     from gillab.core.errors import UsageError, UserError
 
     opts, statement = _parse(line)

@@ -18,13 +18,13 @@ ATTEMPTS = 3
 
 
 def _evidence(result) -> str:
-    from gillab.check.report import format_check
+    from gillab.checker.report import format_check
 
     return "\n".join(format_check(result))
 
 
 def _check(func, args, kwargs, want: bool, options: dict):
-    from gillab.check.api import check
+    from gillab.checker.api import check
 
     result = None
     for _ in range(ATTEMPTS):

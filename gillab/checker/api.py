@@ -4,12 +4,12 @@ from __future__ import annotations
 import dataclasses
 
 from gillab.core import stats
-from gillab.check import judge as judging
+from gillab.checker import judge as judging
 from gillab.core.errors import one_line
 from gillab.measure import bounded, loops
 from gillab.measure.noise import NOISE_LIMIT
-from gillab.check.record import CheckResult, CheckSweep, Workers
-from gillab.check.statement import (DEFAULT_TIMEOUT_S, Prepared, looks_like_target,
+from gillab.checker.record import CheckResult, CheckSweep, Workers
+from gillab.checker.statement import (DEFAULT_TIMEOUT_S, Prepared, looks_like_target,
                                       parse_sweep, prepare, prepare_callable)
 from gillab.core.errors import UsageError, UserError
 

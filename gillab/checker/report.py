@@ -1,7 +1,7 @@
 """`gillab check` records -> lines of text. Never measures; the caller prints."""
 from __future__ import annotations
 
-from gillab.check.record import CheckResult, CheckSweep
+from gillab.checker.record import CheckResult, CheckSweep
 
 __all__ = ["format_check", "format_sweep", "format_time", "verdict_line"]
 

@@ -20,5 +20,5 @@ def __getattr__(name):
     if name in _WHERE:
         import importlib
 
-        return getattr(importlib.import_module(f"gillab.check.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'gillab.check' has no attribute {name!r}")
+        return getattr(importlib.import_module(f"gillab.checker.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'gillab.checker' has no attribute {name!r}")

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from gillab.check.judge import find_threshold, judge
-from gillab.check.record import SCHEMA, CheckResult, CheckSweep, Workers
-from gillab.check.statement import parse_sweep, prepare
+from gillab.checker.judge import find_threshold, judge
+from gillab.checker.record import SCHEMA, CheckResult, CheckSweep, Workers
+from gillab.checker.statement import parse_sweep, prepare
 from gillab.core.errors import UsageError
 
 from tests.conftest import run_gillab
@@ -86,7 +86,7 @@ class TestJudge:
 
 
 class TestRecords:
-    """JSON of schema gillab/check/1: the record's attributes are its fields."""
+    """JSON of schema gillab/checker/1: the record's attributes are its fields."""
 
     def test_round_trip(self):
         r = judge(made())
@@ -353,3 +353,12 @@ class TestIPythonMagic:
 
         with pytest.raises(IPythonUsageError, match="does not compile"):
             shell.run_line_magic("gillab", "f(")
+
+
+def test_gillab_check_stays_the_function_once_its_package_is_loaded():
+    """The package behind `gillab check` is gillab.checker: a subpackage named check
+    would replace the public function gillab.check the first time it is imported."""
+    import gillab
+    import gillab.checker.api  # noqa: F401 - loading the package must not shadow it
+
+    assert callable(gillab.check) and gillab.check.__module__ == "gillab.checker.api"

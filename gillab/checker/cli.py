@@ -19,7 +19,7 @@ _GRACE_S = 10.0
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from gillab.check.statement import DEFAULT_TIMEOUT_S
+    from gillab.checker.statement import DEFAULT_TIMEOUT_S
 
     p = sub.add_parser(
         "check", help="does this call release the GIL, and would threads help it?",
@@ -46,7 +46,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def _prepare(args):
-    from gillab.check.api import _sweep_values, prepare_check
+    from gillab.checker.api import _sweep_values, prepare_check
 
     statement = "\n".join(args.statement)
     prepared = prepare_check(statement, args.setup)
@@ -59,9 +59,9 @@ def _prepare(args):
 
 
 def _run(prepared, sweep, args):
-    from gillab.check import judge
-    from gillab.check.api import measure_prepared
-    from gillab.check.record import CheckSweep
+    from gillab.checker import judge
+    from gillab.checker.api import measure_prepared
+    from gillab.checker.record import CheckSweep
 
     kw = dict(processes=args.processes, timeout=args.timeout, max_threads=args.max_threads)
     if sweep is None:
@@ -147,8 +147,8 @@ def _kill_group(proc) -> None:
 
 
 def cmd_check(args) -> list[str]:
-    from gillab.check.record import CheckSweep
-    from gillab.check.report import format_check, format_sweep
+    from gillab.checker.record import CheckSweep
+    from gillab.checker.report import format_check, format_sweep
 
     if args.json:
         check_output_path(args.json, "--json")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from gillab.check.record import CheckResult
+from gillab.checker.record import CheckResult
 # Other processes took more than this share of the machine: cores used cannot be trusted.
 from gillab.measure.noise import NOISE_LIMIT
 
