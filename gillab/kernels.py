@@ -59,6 +59,19 @@ def sleep(seconds: float) -> float:
     return seconds
 
 
+async def sleep_async(seconds: float) -> float:
+    """sleep's awaitable form: an event loop awaits it and runs other coroutines meanwhile
+    (time.sleep would block the loop's one thread). Returns seconds."""
+    import asyncio
+
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError(f"seconds must be a number, not {type(seconds).__name__}")
+    if not seconds >= 0:
+        raise ValueError(f"seconds must be >= 0, got {seconds}")
+    await asyncio.sleep(seconds)
+    return seconds
+
+
 def reference(n: int, p: int) -> int:
     """The answer every CPU kernel must give, from the plain C loop."""
     return _kernels.c_reference(n, p)
@@ -77,6 +90,12 @@ class Kernel:
     def __call__(self, *args):
         return self.func(*args)
 
+    @property
+    def awaitable(self) -> Callable | None:
+        """The coroutine function an event loop awaits instead of calling ``func`` (an IO
+        kernel's non-blocking form), or None: the loop then calls ``func`` inline."""
+        return _AWAITABLE.get(self.func)
+
 
 KERNELS: dict[str, Kernel] = {k.name: k for k in (
     Kernel("py", fact_mod_py, False, KERNEL_DESCRIPTIONS["py"]),
@@ -85,6 +104,9 @@ KERNELS: dict[str, Kernel] = {k.name: k for k in (
     Kernel("bigint", fact_mod_bigint, False, KERNEL_DESCRIPTIONS["bigint"]),
     Kernel("sleep", sleep, True, KERNEL_DESCRIPTIONS["sleep"], io_bound=True),
 )}
+
+#: IO kernels' awaitable forms, by the blocking function they stand for.
+_AWAITABLE: dict = {sleep: sleep_async}
 
 CPU_KERNELS = tuple(name for name, k in KERNELS.items() if not k.io_bound)
 

@@ -32,7 +32,8 @@ EXPLANATIONS = {
     "parallel": "the workers ran at once on separate cores (cores used near the ideal)",
     "IO-overlapped": "the waits overlapped: k waits took about as long as one",
     "serialized": "the work ran one task at a time for a reason other than the GIL "
-                  "(one by one by design, or greenlets sharing one OS thread)",
+                  "(one by one by design, or greenlets or coroutines sharing one OS "
+                  "thread)",
     "overhead-bound": "the gain was lost to a cost other than the GIL: slower tasks in "
                       "their workers, start-up, dispatch or partial overlap (the reason "
                       "names the largest part)",
@@ -202,7 +203,8 @@ def _dask_gil_groups(shape: str) -> tuple[int, int]:
 
 def _turn_takers(spec: ExecutorSpec, shape: str | None, cores_used: float) -> str | None:
     """Why the workers could use only about one core each group, if they could: "gil"
-    (threads of one process), "thread" (greenlets on one OS thread), or None."""
+    (threads of one process), "thread" (greenlets or coroutines on one OS thread), or
+    None."""
     if spec.one_os_thread:
         return "thread"
     if spec.shaped and shape:
@@ -261,8 +263,8 @@ def _judge_numbers(spec, workers, speedup, cores_used, io_bound, cpu_count, numb
                          + _loss_clause(losses, task_slowdown, gil_wait, os_wait, spec.noun))
     turns = _turn_takers(spec, shape, cores_used)
     if turns == "thread":
-        return Judgement("serialized", f"{numbers}: greenlets share one OS thread and CPU "
-                                       "work never yields; the GIL is not the cause")
+        return Judgement("serialized", f"{numbers}: {spec.noun} share one OS thread and "
+                                       "CPU work never yields; the GIL is not the cause")
     if turns == "gil":
         wait = (f", a thread waited up to {gil_wait:.0%} of its time for the GIL"
                 if gil_wait is not None and gil_wait >= 0.05 else "")

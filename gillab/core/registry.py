@@ -25,13 +25,14 @@ class ExecutorSpec:
     starts_per_run: bool         # workers start inside each timed run (threads, processes)
     dispatch: bool               # has a per-task dispatch figure (pools, greenlets)
     remote: bool = False         # measured outside this process's own executor loop
-    one_os_thread: bool = False  # every worker runs on one OS thread (greenlets)
+    one_os_thread: bool = False  # every worker runs on one OS thread (greenlets, coroutines)
     default: bool = True         # in the default matrix; False: asked for by name only
     worker_kind: str = "thread"  # what -w counts against: "thread" or "process" limits
     one_noun: str = "worker"     # what a reason calls one worker ("a pool thread")
     baseline: bool = False       # the serial run every speedup divides (one row per subject)
     shaped: bool = False         # workers come as a cluster shape, P processes x T threads,
     #                              the threads of each process sharing its GIL (dask)
+    event_loop: bool = False     # runs on one asyncio event loop (--loop picks which loop)
 
 
 SPECS: dict[str, ExecutorSpec] = {s.name: s for s in (
@@ -53,6 +54,12 @@ SPECS: dict[str, ExecutorSpec] = {s.name: s for s in (
     ExecutorSpec("gevent", "greenlets", shares_gil=False, processes=False, start_method=False,
                  starts_per_run=False, dispatch=True, remote=True, one_os_thread=True,
                  one_noun="a greenlet"),
+    ExecutorSpec("asyncio", "coroutines", shares_gil=True, processes=False,
+                 start_method=False, starts_per_run=False, dispatch=False, one_os_thread=True,
+                 event_loop=True, one_noun="a coroutine"),
+    ExecutorSpec("to_thread", "to_thread threads", shares_gil=True, processes=False,
+                 start_method=False, starts_per_run=False, dispatch=False, event_loop=True,
+                 one_noun="an asyncio.to_thread call"),
     ExecutorSpec("dask", "dask worker threads", shares_gil=False, processes=True,
                  start_method=False, starts_per_run=False, dispatch=True, remote=True,
                  default=False, worker_kind="process", one_noun="a dask worker",

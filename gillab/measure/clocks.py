@@ -18,7 +18,7 @@ from gillab.measure.noise import CLOCK_TICK, NOISE_LIMIT, noise_share
 from gillab.measure.calibrate import (autorange, autorange_calls, calibrate_kernels, calibrate_n,  # noqa: F401
                               ns_per_iter, time_call)
 
-__all__ = ["TaskClock", "TASK_ERRORS", "timed", "now", "run_delay", "run_task",
+__all__ = ["TaskClock", "TASK_ERRORS", "timed", "timed_await", "run_task_awaited", "now", "run_delay", "run_task",
            "own_cpu", "autorange", "autorange_calls", "time_call",
            "calibrate_n", "ns_per_iter", "calibrate_kernels", "CpuSnapshot", "cpu_snapshot",
            "process_cpu", "boot_id", "machine_busy", "RepeatResult", "ExtraCpu",
@@ -107,19 +107,51 @@ def timed(call, start_at: float | None = None, calls: int = 1,
     ``start_at`` is the start signal (``now()`` where the workers were released): the
     wall then counts from it. An error in ``catch`` becomes the record's one-line error.
     """
-    delay0 = run_delay()
-    cpu0 = time.thread_time()
-    begin = time.perf_counter()
-    wall0 = begin if start_at is None else min(start_at, begin)
+    watch = _Stopwatch(start_at)
     try:
         value, error = call(), None
     except catch as exc:
         value, error = None, one_line(exc)
-    end = time.perf_counter()
-    cpu = time.thread_time() - cpu0
-    delay1 = run_delay()
-    delay = None if delay0 is None or delay1 is None else delay1 - delay0
-    return TaskClock(value, error, end - wall0, cpu, delay, os.getpid(), calls, begin - wall0)
+    return watch.stop(value, error, calls)
+
+
+async def timed_await(make_awaitable, start_at: float | None = None, calls: int = 1,
+                      catch: tuple = TASK_ERRORS) -> TaskClock:
+    """``timed`` for a coroutine on an event loop: awaits ``make_awaitable()``.
+
+    The clocks are the loop thread's over the coroutine's life, from its first step to
+    its end: ``cpu_s`` then includes the steps of the other coroutines that ran while
+    this one awaited (the loop's one thread does not tell them apart), and ``wall_s``
+    counts from the start signal, so a coroutine that first waited for the others to
+    give the thread back shows that wait as off-CPU time, as a greenlet does.
+    """
+    watch = _Stopwatch(start_at)
+    try:
+        value, error = await make_awaitable(), None
+    except catch as exc:
+        value, error = None, one_line(exc)
+    return watch.stop(value, error, calls)
+
+
+class _Stopwatch:
+    """The clocks of one task, read in the thread that runs it: started at creation,
+    read once by stop()."""
+
+    __slots__ = ("delay0", "cpu0", "begin", "wall0")
+
+    def __init__(self, start_at: float | None):
+        self.delay0 = run_delay()
+        self.cpu0 = time.thread_time()
+        self.begin = time.perf_counter()
+        self.wall0 = self.begin if start_at is None else min(start_at, self.begin)
+
+    def stop(self, value, error: str | None, calls: int) -> TaskClock:
+        end = time.perf_counter()
+        cpu = time.thread_time() - self.cpu0
+        delay1 = run_delay()
+        delay = None if self.delay0 is None or delay1 is None else delay1 - self.delay0
+        return TaskClock(value, error, end - self.wall0, cpu, delay, os.getpid(), calls,
+                         self.begin - self.wall0)
 
 
 def run_task(task: kernels.Task, start_at: float | None = None) -> TaskClock:
@@ -136,6 +168,27 @@ def run_task(task: kernels.Task, start_at: float | None = None) -> TaskClock:
         return value
 
     return timed(call, start_at, task.calls)
+
+
+async def run_task_awaited(task: kernels.Task, start_at: float | None = None) -> TaskClock:
+    """Run one task as a coroutine on an event loop: an IO kernel with an awaitable form
+    (Kernel.awaitable) is awaited, so the loop runs other coroutines meanwhile; anything
+    else is called inline (run_task), holding the loop's one thread until it returns."""
+    try:
+        func = task.resolve()
+    except ValueError as exc:
+        return TaskClock(None, str(exc), 0.0, 0.0, pid=os.getpid())
+    form = func.awaitable if isinstance(func, kernels.Kernel) else None
+    if form is None:
+        return run_task(task, start_at)
+
+    async def call():
+        value = None
+        for _ in range(task.calls):
+            value = await form(*task.args)
+        return value
+
+    return await timed_await(call, start_at, task.calls)
 
 
 # --- CPU accounting for a whole cell --------------------------------------------------

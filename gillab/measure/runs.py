@@ -1,8 +1,8 @@
 """k workers behind one start signal: the one way gillab starts a timed run.
 
 Every runner has the same three steps, so the executors, check and the timeline's lab
-child start their workers alike (and a later runner, an asyncio event loop running k
-coroutines in one thread, fits beside these with the same three):
+child start their workers alike (LoopRun's workers are k coroutines on one asyncio
+event loop, running in one thread):
 
     run = ThreadRun(work, k).start()   # the workers exist and park at the start line
     at = run.go()                      # now(): the start signal; every worker goes
@@ -21,7 +21,7 @@ import time
 from gillab.measure.bounded import CallTimeout, join_all, remaining
 from gillab.measure.clocks import now
 
-__all__ = ["StartLine", "ThreadRun", "ForkedRun"]
+__all__ = ["StartLine", "ThreadRun", "ForkedRun", "LoopRun"]
 
 
 class StartLine:
@@ -152,3 +152,68 @@ class ForkedRun:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class LoopRun:
+    """k coroutines on an asyncio event loop that runs in another thread (``loop``, kept
+    running by its owner), each running ``await work(i, at)`` after the start signal.
+
+    start() creates the k tasks and lets each take its first step, to park on an
+    asyncio.Event; go() sets it from this thread. The loop's one thread then runs them
+    in turn: a coroutine that never awaits (CPU work inline) keeps the others waiting,
+    and their walls, counted from ``at``, show it.
+    """
+
+    def __init__(self, work, n_workers: int, loop):
+        self.work, self.n_workers, self.loop = work, n_workers, loop
+        self.at: float | None = None
+        self._line = None
+        self._parked = threading.Event()
+        self._future = None
+
+    async def _all(self):
+        import asyncio
+
+        self._line = asyncio.Event()
+        tasks = [asyncio.ensure_future(self._body(i)) for i in range(self.n_workers)]
+        await asyncio.sleep(0)  # every task takes its first step: it waits at the line
+        self._parked.set()
+        return await asyncio.gather(*tasks)
+
+    async def _body(self, i: int):
+        await self._line.wait()
+        return await self.work(i, self.at)
+
+    def _release(self, at: float) -> None:
+        self.at = at
+        self._line.set()
+
+    def start(self, deadline: float | None = None) -> "LoopRun":
+        """Create the k coroutines on the loop; CallTimeout if the loop's thread does not
+        get to them by ``deadline`` (it is stuck in an earlier coroutine)."""
+        import asyncio
+
+        self._future = asyncio.run_coroutine_threadsafe(self._all(), self.loop)
+        while not self._parked.wait(0.05):
+            if self._future.done():  # the loop failed to start them: say why
+                self._future.result()
+            if deadline is not None and remaining(deadline) <= 0:
+                self._future.cancel()
+                raise CallTimeout("the event loop did not start the coroutines")
+        return self
+
+    def go(self) -> float:
+        at = now()
+        self.loop.call_soon_threadsafe(self._release, at)
+        return at
+
+    def finish(self, deadline: float, what: str = "a coroutine") -> list:
+        """Every coroutine's result, in order; CallTimeout if they have not all
+        returned by ``deadline`` (the caller decides what the loop's thread is worth)."""
+        from concurrent.futures import TimeoutError as FutureTimeout
+
+        try:
+            return self._future.result(timeout=remaining(deadline))
+        except FutureTimeout:
+            self._future.cancel()
+            raise CallTimeout(f"{what} did not return") from None

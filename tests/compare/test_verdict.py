@@ -100,6 +100,49 @@ class TestIoWork:
         assert j.verdict == "overhead-bound"
 
 
+class TestEventLoop:
+    """asyncio's coroutines share one OS thread: CPU work on them is serialized, never
+    GIL-bound; to_thread's calls are threads under one GIL; both by trait, like gevent."""
+
+    def test_cpu_coroutines_are_serialized_and_the_gil_is_not_blamed(self):
+        j = verdict(executor="asyncio", speedup=1.0, cores_used=1.0, gil_wait=0.5)
+        assert j.verdict == "serialized"
+        assert "coroutines share one OS thread" in j.reason
+        assert "GIL is not the cause" in j.reason
+
+    def test_awaited_sleeps_on_one_loop_overlap(self):
+        j = verdict(executor="asyncio", speedup=1.97, cores_used=0.01, io_bound=True)
+        assert j.verdict == "IO-overlapped"
+        assert "on 2 coroutines" in j.reason
+
+    def test_sleeps_that_block_the_loop_are_serialized(self):
+        # An IO wait with no awaitable form blocks the loop's thread: waits in a row.
+        j = verdict(executor="asyncio", speedup=1.0, cores_used=0.0, io_bound=True)
+        assert j.verdict == "serialized"
+
+    def test_to_thread_on_python_bytecode_is_gil_bound(self):
+        j = verdict(executor="to_thread", speedup=1.0, cores_used=1.02, gil_wait=0.48)
+        assert j.verdict == "GIL-bound"
+        assert "48% of its time for the GIL" in j.reason
+
+    def test_to_thread_on_a_kernel_that_releases_the_gil_is_parallel(self):
+        j = verdict(executor="to_thread", speedup=1.9, cores_used=1.95)
+        assert j.verdict == "parallel"
+        assert "on 2 to_thread threads" in j.reason
+
+    def test_coroutines_are_not_queued_by_the_os_beyond_one_thread(self):
+        # k coroutines are one OS thread: the OS queue never explains their waits.
+        assert os_share(4, 2, io_bound=False, executor="asyncio") == 0.0
+        assert os_share(4, 2, io_bound=False, executor="to_thread") == 0.5
+
+    @pytest.mark.parametrize("executor,noun", [("asyncio", "a coroutine"),
+                                               ("to_thread", "an asyncio.to_thread call")])
+    def test_one_worker_is_the_cost_of_running_there(self, executor, noun):
+        j = verdict(executor=executor, workers=1, speedup=0.9, cores_used=1.0)
+        assert j.verdict == "overhead"
+        assert f"running the task in {noun} cost 11%" in j.reason
+
+
 class TestFailures:
     """Wrong answers and noise override everything else."""
 

@@ -11,6 +11,7 @@ gevent is never imported here: gevent cells run in a child process of their own
 from __future__ import annotations
 
 from gillab.core import registry
+from gillab.measure.executors.aio import AsyncioCoroutines, ToThread
 from gillab.measure.executors.base import Executor, WorkerFailed
 from gillab.measure.executors.interpreters import Interpreters
 from gillab.measure.executors.local import Serial, ThreadPool, Threads
@@ -30,7 +31,7 @@ PER_RUN_STARTUP = registry.names_where(starts_per_run=True)
 
 
 _CLASSES = {cls.name: cls for cls in (Serial, Threads, Processes, MpPool, ThreadPool,
-                                      ProcessPool, Interpreters)}
+                                      ProcessPool, Interpreters, AsyncioCoroutines, ToThread)}
 
 
 def unavailable_reason(name: str) -> str | None:
@@ -65,12 +66,16 @@ def _interpreters_unavailable() -> str | None:
 
 
 def open_executor(name: str, n_workers: int, start_method: str | None = None,
-                  timeout_s: float = 300.0) -> Executor:
-    """Start the executor ``name`` with ``n_workers`` workers (not for ``gevent``)."""
+                  timeout_s: float = 300.0, event_loop: str | None = None) -> Executor:
+    """Start the executor ``name`` with ``n_workers`` workers (not for ``gevent``);
+    ``event_loop`` ("asyncio" or "uvloop") is the loop of an executor that runs on one."""
     try:
         cls = _CLASSES[name]
     except KeyError:
         raise ValueError(f"unknown executor {name!r}; choose from {', '.join(EXECUTORS)}"
                          + (" (gevent runs through gillab.measure.gevent_child)" if name == "gevent"
                             else "")) from None
+    if registry.spec(name).event_loop:
+        return cls(n_workers, start_method=start_method, timeout_s=timeout_s,
+                   event_loop=event_loop or "asyncio")
     return cls(n_workers, start_method=start_method, timeout_s=timeout_s)
