@@ -67,6 +67,9 @@ def add_arguments(p) -> None:
                    help="multiprocessing start method(s) for the process executors; "
                         "several run side by side (choose from "
                         f"{', '.join(multiprocessing.get_all_start_methods())})")
+    p.add_argument("--loop", choices=["asyncio", "uvloop"], metavar="asyncio|uvloop",
+                   help="the event loop of the executors that run on one (asyncio, "
+                        "to_thread): asyncio's own (default) or uvloop, if installed")
     p.add_argument("--cost", action="store_true",
                    help="also measure what each model costs: start-up, memory (PSS) "
                         "and dispatch per task")
@@ -169,10 +172,12 @@ def _checked_plan(args):
         dask_shapes=args.dask_shape,
         dask_scheduler=args.dask_scheduler,
         dask_config=args.dask_config,
+        event_loop=args.loop or "asyncio",
     )
     _check_worker_limits(plan, args)
     if not getattr(args, "skip_unavailable", False):
         _check_available(args.executor or ())
+    _check_loop(args.loop, plan.executors)
     if args.dask_shape and args.dask_scheduler:
         raise UsageError("--dask-shape cannot reshape an existing cluster: "
                          "drop one of --dask-shape, --dask-scheduler")
@@ -235,6 +240,20 @@ def _too_short(run, plan) -> list[str]:
         "time (thread start-up and clock ticks are as large as the task): its speedups, "
         "cores and verdicts are not to be trusted. Make the function do more work, e.g. "
         "loop it, and run again.", 80, subsequent_indent="    ")]
+
+
+def _check_loop(loop: str | None, executors) -> None:
+    """--loop names a loop this Python has, for executors that run on one."""
+    if loop is None:
+        return
+    if not any(registry.spec(e).event_loop for e in executors):
+        on_loop = [n for n, s in registry.SPECS.items() if s.event_loop]
+        raise UsageError(f"--loop applies to {' and '.join(on_loop)}; none is asked for")
+    from gillab.measure.executors.aio import loop_unavailable
+
+    reason = loop_unavailable(loop)
+    if reason:
+        raise UsageError(f"--loop {loop}: {reason}")
 
 
 def _check_available(asked) -> None:

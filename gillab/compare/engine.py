@@ -49,6 +49,7 @@ class Plan:
     dask_scheduler: str | None = None  # an existing cluster instead of a local one
     dask_config: str | None = None     # gillab.measure.dask_cells.CONFIGS; None: its default
     target_unsafe: str | None = None   # why the target must not run in this process
+    event_loop: str = "asyncio"        # the loop of the executors that run on one (uvloop)
 
     @property
     def subjects(self) -> tuple:
@@ -163,7 +164,8 @@ def _measure_local(subject: Subject, executor: str, workers: int, plan: Plan,
     timeout_s = _timeout(subject, workers)
     baseline_mb = tree_pss_mb() if plan.cost else None
     startup, ex = measure_startup(
-        lambda: open_executor(executor, workers, start_method, timeout_s))
+        lambda: open_executor(executor, workers, start_method, timeout_s,
+                              event_loop=plan.event_loop))
     with ex, _PairedSerial(subject, paired) as serial_run:
         measured = measure_cell(lambda: ex.run(subject.task, workers), repeat=plan.repeat,
                                 noise_limit=plan.noise_limit, max_tries=plan.max_tries,
@@ -313,6 +315,7 @@ def run_compare(plan: Plan, progress: Progress | None = None) -> CompareRun:
         env["start_method"] = plan.start_methods[0]
     if len(plan.start_methods) > 1:
         env["start_methods"] = list(plan.start_methods)
+    env["event_loop"] = plan.event_loop
     skipped = unavailable_executors(plan.executors)
     planned = [c for c in plan_cells(plan) if c[1] not in skipped]
     progress.start(len(planned))
@@ -349,7 +352,7 @@ def _settings(plan: Plan, env: dict) -> dict:
             "max_repeat": plan.max_repeat, "cost": plan.cost,
             "start_methods": [m or env["start_method"] for m in plan.start_methods],
             "target_s": plan.target_s, "p": plan.p, "target": plan.target,
-            "noise_limit": plan.noise_limit}
+            "noise_limit": plan.noise_limit, "event_loop": plan.event_loop}
 
 
 def _lesson_costs(plan: Plan, progress: Progress) -> dict | None:

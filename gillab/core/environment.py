@@ -72,6 +72,9 @@ def collect_env() -> dict:
         "cpu_count": cpu_count(),
         "cython": _built_with_cython(),
         "gevent": _version("gevent"),
+        # compare's event loop unless --loop picks another (the run's env says which ran)
+        "event_loop": "asyncio",
+        "uvloop": _version("uvloop"),
         "switch_interval": sys.getswitchinterval(),
         "start_method": multiprocessing.get_start_method(allow_none=True)
         or multiprocessing.get_context().get_start_method(),

@@ -227,7 +227,8 @@ def _group_processes(pgid: int) -> list:
     return alive
 
 
-@pytest.mark.parametrize("executor", ["mp_pool", "processes", "gevent", "threads"])
+@pytest.mark.parametrize("executor", ["mp_pool", "processes", "gevent", "threads", "asyncio",
+                                      "to_thread"])
 def test_ctrl_c_exits_130_with_no_orphans_and_no_json(tmp_path, executor):
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) mid-cell."""
     path = tmp_path / "r.json"

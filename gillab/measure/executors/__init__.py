@@ -49,6 +49,20 @@ def unavailable_reason(name: str) -> str | None:
         return "dask.distributed is not installed: pip install 'gillab[dask]'"
     if name == "interpreters":
         return _interpreters_unavailable()
+    if registry.SPECS.get(name) is not None and registry.spec(name).event_loop:
+        return _event_loop_unavailable(name)
+    return None
+
+
+def _event_loop_unavailable(name: str) -> str | None:
+    # gillab needs 3.10, which has both; a Python without them (a stripped build) is
+    # told in one line, and skipped by compare --python, rather than failing a cell.
+    try:
+        import asyncio
+    except ImportError as exc:
+        return f"asyncio cannot be imported here ({exc})"
+    if name == "to_thread" and not hasattr(asyncio, "to_thread"):
+        return "this Python has no asyncio.to_thread (Python 3.9+)"
     return None
 
 

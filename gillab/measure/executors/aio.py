@@ -92,29 +92,41 @@ class _LoopExecutor(Executor):
             run.start(deadline).go()
             return run.finish(deadline, "a coroutine")
         except CallTimeout:
-            self._abandon(task)
-            raise WorkerFailed(f"no answer within {self.timeout_s:.0f} s") from None
+            raise WorkerFailed(self._abandon(task)) from None
 
-    def _abandon(self, task) -> None:
+    def _abandon(self, task) -> str:
         """A run timed out: the loop's thread is stuck in a coroutine that never awaits
-        (it cannot be killed: left running, and this executor runs nothing more)."""
+        (it cannot be killed: left running, and this executor runs nothing more). Why."""
         why = (f"no answer within {self.timeout_s:.0f} s; the event loop's thread is "
                "stuck in a coroutine that never awaits and cannot be killed, so it is left "
                "running and gillab exits without waiting for it")
         self._stuck = why
         procutil.abandon(self._thread, why)
         _HUNG_HERE[task] = f"hung earlier in this run (no answer within {self.timeout_s:.0f} s)"
+        return why
+
+    async def _wind_down(self) -> None:
+        # Cancel what an interrupted or timed-out run left, so no task is destroyed
+        # pending (asyncio would log it at exit), then stop the loop.
+        me = asyncio.current_task()
+        left = [t for t in asyncio.all_tasks() if t is not me]
+        for t in left:
+            t.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
+        asyncio.get_running_loop().stop()
 
     def close(self) -> None:
         loop, self.loop = getattr(self, "loop", None), None
         if loop is None:
             return
+        if self._stuck:  # its thread never comes back: leave the loop to it
+            return
         if loop.is_running():
-            loop.call_soon_threadsafe(loop.stop)
-        # Interrupted or stuck: never wait for the loop's thread (a daemon).
-        if not (self._stuck or getattr(self, "aborting", False)):
-            if not join_all([self._thread], deadline_in(5.0)):
-                loop.close()
+            asyncio.run_coroutine_threadsafe(self._wind_down(), loop)
+        # Interrupted (Ctrl-C): a short wait only; the loop's thread is a daemon.
+        wait_s = 1.0 if getattr(self, "aborting", False) else 5.0
+        if not join_all([self._thread], deadline_in(wait_s)):
+            loop.close()
 
 
 class AsyncioCoroutines(_LoopExecutor):
@@ -147,10 +159,12 @@ class ToThread(_LoopExecutor):
     def work(self, task):
         return lambda i, at: asyncio.to_thread(run_task, task, at)
 
-    def _abandon(self, task) -> None:
-        # The loop is free (it awaits the calls); the pool's threads are stuck in the task.
+    def _abandon(self, task) -> str:
+        # The loop is free (it awaits the calls); the pool's threads are stuck in the task
+        # (_join_or_abandon raises WorkerFailed with why, unless they just ended).
         self._stuck = "a to_thread call hung earlier in this run"
         _join_or_abandon(list(self.pool._threads), deadline_in(0.0), self.timeout_s, task)
+        return f"no answer within {self.timeout_s:.0f} s"
 
     def close(self) -> None:
         pool = getattr(self, "pool", None)
