@@ -17,7 +17,7 @@ _ENV_LABELS = [
     ("cpu_count", "CPUs"),
     ("cython", "Cython (built with)"),
     ("gevent", "gevent"),
-    ("event_loop", "event loop (asyncio, to_thread)"),
+    ("event_loop", "event loop (compare)"),
     ("uvloop", "uvloop"),
     ("switch_interval", "switch interval (s)"),
     ("start_method", "multiprocessing start method"),

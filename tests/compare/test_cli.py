@@ -121,6 +121,67 @@ class TestVerdictsThroughTheCli:
             assert io["verdict"] in ("IO-overlapped", "noisy"), io
         retry_once(check)
 
+    def test_coroutines_serialize_cpu_work_and_overlap_awaited_sleeps(self, tmp_path):
+        """asyncio: py coroutines take turns on one thread (about one core, serialized,
+        not GIL-bound); awaited sleeps overlap. to_thread: py threads under one GIL."""
+        path = tmp_path / "r.json"
+
+        def check():
+            result = run_gillab("compare", "-k", "py", "sleep", "-e", "asyncio", "to_thread",
+                                "-w", "1,2", "--quick", "--json", str(path))
+            assert result.returncode == 0, result.stderr
+            cells = cells_of(path)
+            assert all(c["correct"] for c in cells.values())
+            cpu, io = cells["py", "asyncio", 2], cells["sleep", "asyncio", 2]
+            assert cpu["cores_used"] <= 1.3, cpu
+            assert cpu["verdict"] in ("serialized", "noisy"), cpu
+            assert io["speedup"] >= 1.6, io
+            assert io["verdict"] in ("IO-overlapped", "noisy"), io
+            threads = cells["py", "to_thread", 2]
+            assert threads["cores_used"] <= 1.3, threads
+            assert threads["verdict"] in ("GIL-bound", "noisy"), threads
+            assert cells["sleep", "to_thread", 2]["verdict"] in ("IO-overlapped", "noisy")
+            for executor in ("asyncio", "to_thread"):
+                assert cells["py", executor, 1]["verdict"] in ("overhead", "noisy")
+            with open(path) as f:
+                assert json.load(f)["env"]["event_loop"] == "asyncio"
+        retry_once(check)
+
+    def test_to_thread_runs_a_kernel_that_releases_the_gil_in_parallel(self, tmp_path):
+        path = tmp_path / "r.json"
+
+        def check():
+            result = run_gillab("compare", "-k", "cy_nogil", "-e", "to_thread", "-w", "2",
+                                "--repeat", "2", "--target-s", "0.15", "--json", str(path))
+            assert result.returncode == 0, result.stderr
+            cell = cells_of(path)["cy_nogil", "to_thread", 2]
+            assert cell["cores_used"] > 1.5, cell
+            assert cell["verdict"] in ("parallel", "noisy"), cell
+        retry_once(check)
+
+    def test_loop_uvloop_runs_on_it_and_the_env_says_so(self, tmp_path):
+        # A stand-in uvloop on the path: what matters is that the run uses the loop
+        # --loop names and records it.
+        fake = tmp_path / "fake"
+        fake.mkdir()
+        (fake / "uvloop.py").write_text(
+            "import asyncio\n"
+            "class Loop(asyncio.SelectorEventLoop):\n    pass\n"
+            "def new_event_loop():\n    return Loop()\n")
+        path = tmp_path / "r.json"
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [str(fake), os.getcwd(), os.environ.get("PYTHONPATH", "")]))
+        result = subprocess.run(
+            [sys.executable, "-m", "gillab", "compare", "-k", "sleep", "-e", "asyncio", "-w",
+             "2", "--quick", "--loop", "uvloop", "--json", str(path), "-q"],
+            capture_output=True, text=True, timeout=120, env=env)
+        assert result.returncode == 0, result.stderr
+        with open(path) as f:
+            data = json.load(f)
+        assert data["env"]["event_loop"] == "uvloop"
+        assert data["settings"]["event_loop"] == "uvloop"
+        assert cells_of(path)["sleep", "asyncio", 2]["correct"] is True
+
     def test_show_rerenders_without_measuring(self, tmp_path):
         path = tmp_path / "r.json"
         result = run_gillab("compare", "-k", "cy_nogil", "-e", "threads", "-w", "1",
@@ -200,6 +261,21 @@ class TestBadInput:
         assert result.returncode == 2, result.stderr
         assert expected in result.stderr
         assert "Traceback" not in result.stderr
+        assert result.stdout == ""
+
+    def test_loop_without_an_executor_on_one_or_without_uvloop(self):
+        result = run_gillab("compare", "-k", "sleep", "-e", "threads", "--loop", "asyncio")
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip() == ("gillab compare: error: --loop applies to asyncio "
+                                         "and to_thread; none is asked for")
+        from gillab.measure.executors.aio import loop_unavailable
+
+        if loop_unavailable("uvloop") is None:
+            return  # uvloop is installed here: nothing to refuse
+        result = run_gillab("compare", "-k", "sleep", "-e", "asyncio", "--loop", "uvloop")
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip() == ("gillab compare: error: --loop uvloop: uvloop is "
+                                         "not installed: pip install uvloop")
         assert result.stdout == ""
 
     def test_show_missing_file(self, tmp_path):

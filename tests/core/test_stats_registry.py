@@ -40,7 +40,10 @@ class TestRegistry:
         assert set(registry.ALL_EXECUTORS) == set(registry.SPECS)
 
     def test_traits_select_names(self):
-        assert registry.names_where(shares_gil=True) == {"serial", "threads", "thread_pool"}
+        assert registry.names_where(shares_gil=True) == {"serial", "threads", "thread_pool",
+                                                         "asyncio", "to_thread"}
+        assert registry.names_where(one_os_thread=True) == {"gevent", "asyncio"}
+        assert registry.names_where(event_loop=True) == {"asyncio", "to_thread"}
         assert registry.names_where(start_method=True) == {"processes", "mp_pool",
                                                           "process_pool"}
 
