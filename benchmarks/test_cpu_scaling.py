@@ -1,8 +1,9 @@
 """Groups ``cpu-scaling-<kernel>``: k identical CPU tasks on k workers, per executor.
 
 Shows where the GIL binds: threads running py, cy_gil or bigint stay near one core
-used whatever k is, cy_nogil threads and every process executor use both cores,
-and greenlets (one OS thread) serialize everything.
+used whatever k is (to_thread's calls too: threads of the event loop's default
+executor), cy_nogil threads and every process executor use both cores, and greenlets
+and asyncio's coroutines (one OS thread) serialize everything.
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from .cells import record_cell, run_gevent_cell, run_rounds
 
 ROUNDS = 5
 WORKERS = (1, 2, 4)
-EXECUTORS = ("threads", "thread_pool", "processes", "mp_pool", "process_pool", "gevent")
+EXECUTORS = ("threads", "thread_pool", "processes", "mp_pool", "process_pool", "gevent",
+             "asyncio", "to_thread")
 CELLS = [("serial", 1)] + [(executor, w) for executor in EXECUTORS for w in WORKERS]
 
 KERNELS = [pytest.param(name, marks=pytest.mark.benchmark(group=f"cpu-scaling-{name}"),

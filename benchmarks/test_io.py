@@ -1,7 +1,8 @@
 """Group ``io``: k sleeping tasks on k workers, including the lesson's 100 at once.
 
 Shows that waiting is not computing: sleep releases the GIL, so threads, a thread
-pool, processes and greenlets all overlap the waits, and 100 sleeps of 0.5 s
+pool, processes, greenlets, coroutines awaiting asyncio.sleep and to_thread calls
+all overlap the waits, and 100 sleeps of 0.5 s
 take about 0.5 s, far beyond the 2x that two cores allow CPU work.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ from .cells import record_cell, run_gevent_cell, run_rounds
 
 ROUNDS = 3
 WORKERS = (4, 100)  # 4 already outnumbers the 2 cores; 100 is the lesson's case
-EXECUTORS = ("threads", "thread_pool", "processes", "gevent")
+EXECUTORS = ("threads", "thread_pool", "processes", "gevent", "asyncio", "to_thread")
 CELLS = [("serial", 1)] + [(executor, w) for executor in EXECUTORS for w in WORKERS]
 
 
