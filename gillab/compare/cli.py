@@ -173,6 +173,7 @@ def _checked_plan(args):
         dask_scheduler=args.dask_scheduler,
         dask_config=args.dask_config,
         event_loop=args.loop or "asyncio",
+        loop_cpu_workers=None if args.workers else _cpu_count(),
     )
     _check_worker_limits(plan, args)
     if not getattr(args, "skip_unavailable", False):
@@ -240,6 +241,12 @@ def _too_short(run, plan) -> list[str]:
         "time (thread start-up and clock ticks are as large as the task): its speedups, "
         "cores and verdicts are not to be trusted. Make the function do more work, e.g. "
         "loop it, and run again.", 80, subsequent_indent="    ")]
+
+
+def _cpu_count() -> int:
+    from gillab.core.environment import cpu_count
+
+    return cpu_count()
 
 
 def _check_loop(loop: str | None, executors) -> None:

@@ -50,6 +50,10 @@ class Plan:
     dask_config: str | None = None     # gillab.measure.dask_cells.CONFIGS; None: its default
     target_unsafe: str | None = None   # why the target must not run in this process
     event_loop: str = "asyncio"        # the loop of the executors that run on one (uvloop)
+    #: The default matrix's trim: executors on an event loop run CPU kernels at worker
+    #: counts up to this (the CPU count) only; past it, k coroutines repeat k=2's lesson
+    #: (serialized) and to_thread's threads repeat thread_pool's. None: every count.
+    loop_cpu_workers: int | None = None
 
     @property
     def subjects(self) -> tuple:
@@ -94,8 +98,18 @@ def plan_cells(plan: Plan) -> list[tuple[str, str, int, str | None]]:
                 cells.extend((subject, executor, k, None) for k in _dask_worker_counts(plan))
                 continue
             methods = plan.start_methods if spec.start_method else (None,)
-            cells.extend((subject, executor, w, m) for m in methods for w in plan.workers)
+            cells.extend((subject, executor, w, m) for m in methods
+                         for w in _worker_counts(plan, spec, subject))
     return cells
+
+
+def _worker_counts(plan: Plan, spec: registry.ExecutorSpec, subject: str) -> tuple:
+    """The worker counts of one executor's cells for one subject (see loop_cpu_workers)."""
+    if not (spec.event_loop and plan.loop_cpu_workers) or plan.target:
+        return plan.workers
+    if kernels.get(subject).io_bound:
+        return plan.workers
+    return tuple(w for w in plan.workers if w <= plan.loop_cpu_workers) or plan.workers[:1]
 
 
 def _dask_worker_counts(plan: Plan) -> list[int]:
