@@ -42,12 +42,19 @@ class TestCoresLead:
                     io_bound=io_bound, shape="1x1" if executor == "dask" else None)
         assert j.verdict == "overhead" and j.verdict not in MANY_WORKER_WORDS
 
-    @given(executor=st.sampled_from(["threads", "thread_pool"]), speedup=st.floats(0, 4),
-           cores=st.floats(1.3, 2.0))
+    @given(executor=st.sampled_from(["threads", "thread_pool", "to_thread"]),
+           speedup=st.floats(0, 4), cores=st.floats(1.3, 2.0))
     def test_threads_that_used_several_cores_are_not_gil_bound(self, executor, speedup,
                                                                cores):
         assert verdict(executor=executor, speedup=speedup,
                        cores_used=cores).verdict != "GIL-bound"
+
+    @given(executor=st.sampled_from(sorted(registry.names_where(one_os_thread=True))),
+           workers=st.integers(2, 64), speedup=st.floats(0, 1.2), cores=st.floats(0, 1.29))
+    def test_workers_on_one_os_thread_are_never_blamed_on_the_gil(self, executor, workers,
+                                                                   speedup, cores):
+        j = verdict(executor=executor, workers=workers, speedup=speedup, cores_used=cores)
+        assert j.verdict == "serialized"
 
     def test_a_speedup_above_the_ideal_is_a_slow_baseline(self):
         # Seen here: bigint on processes x2 read 2.31x on 2 CPUs, with 1.86 cores.
