@@ -4,10 +4,10 @@ The same CPU-bound loop as pure Python, as C holding the GIL and as C releasing
 it, run under threads, processes, pools and greenlets, measured on this machine.
 
 Importing gillab changes no process state (no signal handler, no fork hook): the
-command line installs what it needs when it starts (gillab.__main__.main).
+command line installs what it needs when it starts (gillab.__main__.main). It imports
+nothing either: ``python -m gillab`` runs this before the CLI can take Ctrl-C, so the
+less it does, the shorter the moment a Ctrl-C would print Python's own traceback.
 """
-from gillab._version import __version__
-
 __all__ = ["__version__", "Kernel", "KERNELS", "CPU_KERNELS", "get", "check",
            "load_ipython_extension"]
 
@@ -26,6 +26,10 @@ def __getattr__(name):
         from gillab import kernels
 
         return getattr(kernels, name)
+    if name == "__version__":
+        from gillab._version import __version__
+
+        return __version__
     if name == "check":  # gillab.check(statement, setup="", globals=None, ...)
         from gillab.check.api import check
 
