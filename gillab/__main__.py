@@ -212,10 +212,11 @@ def main(argv: list[str] | None = None) -> int:
             break
         except KeyboardInterrupt:
             interrupted = True
-    if interrupted:
-        print("gillab: interrupted", file=sys.stderr)
-        status = EXIT_INTERRUPTED
     from gillab.core import procutil
+
+    if interrupted:
+        procutil.say_interrupted()
+        status = EXIT_INTERRUPTED
 
     left = procutil.abandoned()
     if left:
@@ -272,7 +273,9 @@ def _run(args) -> int:
     except KeyboardInterrupt:
         # Its workers are killed on the way out (main): one sweep, as late as can be,
         # so that no pool thread replaces a killed worker after it.
-        print("gillab: interrupted", file=sys.stderr)
+        from gillab.core import procutil
+
+        procutil.say_interrupted()
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader (head, less) went away: not an error worth a traceback. Point

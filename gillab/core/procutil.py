@@ -34,7 +34,7 @@ import threading
 __all__ = ["stdout_to_stderr", "forking", "set_parent_death_signal", "worker_setup",
            "child_preexec", "install_fork_hook", "remove_fork_hook", "command_guards",
            "kill_descendants", "install_sigint_watchdog", "abandon", "abandoned",
-           "hard_exit", "EXIT_INTERRUPTED"]
+           "hard_exit", "say_interrupted", "EXIT_INTERRUPTED"]
 
 EXIT_INTERRUPTED = 130
 _PR_SET_PDEATHSIG = 1
@@ -315,16 +315,30 @@ def _on_sigint(signum, frame):
             _arm_watchdog()
         return
     if _watchdog is not None:  # a second Ctrl-C: the user will not wait
+        say_interrupted()
         hard_exit(EXIT_INTERRUPTED)
     _arm_watchdog()
     raise KeyboardInterrupt
 
 
-def _too_slow() -> None:
+_said = False
+
+
+def say_interrupted() -> None:
+    """Print "gillab: interrupted" once per process: the contract's one line, whether the
+    CLI or the watchdog gets there first."""
+    global _said
+    if _said:
+        return
+    _said = True
     try:
-        print("gillab: interrupted", file=sys.stderr)
+        print("gillab: interrupted", file=sys.stderr, flush=True)
     except Exception:  # stderr gone: exit all the same
         pass
+
+
+def _too_slow() -> None:
+    say_interrupted()
     hard_exit(EXIT_INTERRUPTED)
 
 
@@ -343,8 +357,10 @@ def command_guards():
     worker that dies with this process. On the way out, the previous SIGINT handler and
     os.fork are put back and the fork hooks go inert: importing gillab, or running one
     command in-process, leaves the process as it was."""
+    global _said
     main = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGINT) if main else None
+    _said = False
     install_sigint_watchdog()
     install_fork_hook()
     try:
