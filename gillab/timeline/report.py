@@ -353,7 +353,7 @@ def _read_sleeper(tl: Timeline, fig: Figures) -> str | None:
     if th.shares[GIL_WAIT] >= 0.05:  # its waits came while it ran, not after waking
         return (f"{who} woke {th.wakeups} times and ran within a median {wake:.2f} ms of "
                 f"waking, but waited for the GIL {th.shares[GIL_WAIT]:.0%} of the time "
-                f"(a median {_ms(th.median_gil_wait_ms)} ms) once running")
+                f"(a median {_ms(th.median_gil_wait_ms)} ms) at other moments")
     return (f"{who} woke {th.wakeups} times and ran within a median {wake:.2f} ms: "
             f"nothing held the GIL against it")
 
