@@ -624,6 +624,12 @@ def _no_process_with(marker: str) -> bool:
     return True
 
 
+def _reading(stdout: str) -> str:
+    """The reading of a plain (piped) report: one line."""
+    return next(line for line in stdout.splitlines()
+                if line.startswith("reading: "))[len("reading: "):]
+
+
 class TestBadInput:
     """Every bad input ends in one line and the contract's exit code."""
 
@@ -688,7 +694,7 @@ class TestProgramRuns:
         assert len(data["threads"]) >= 3  # main + 2 workers
         assert "_PyRuntime" in data["gil"]
         assert sum(th["shares"]["gil_wait"] for th in data["threads"]) > 0.2
-        assert "reading:" in result.stdout
+        check_reading(data, _reading(result.stdout))
         json.loads((tmp_path / "t.trace").read_text())
 
     def test_a_program_is_watched_from_its_start(self, tmp_path):
@@ -751,6 +757,7 @@ class TestProgramRuns:
             assert len(data["threads"]) == 3 and data["wchan_only"] == wchan
             waited = sum(th["shares"]["futex" if wchan else "gil_wait"] for th in data["threads"])
             assert waited > 0.3
+            check_reading(data, _reading(result.stdout))
             if wchan:
                 assert "cannot tell" in result.stdout and "GIL wait" not in result.stdout
         finally:
@@ -797,8 +804,10 @@ def _lab(kernel="py", executor="threads", workers=2, switch_interval=None, convo
     argv = measure.lab_child_argv(kernel, executor, workers, seconds, switch_interval, convoy,
                                   truth)
     rec = measure.watch_lab_child(argv, PERIOD, steady=measure.steady_ns(PERIOD))
-    return record.build(rec, {"kernel": kernel, "executor": "convoy" if convoy else executor,
-                               "workers": workers})
+    tl = record.build(rec, {"kernel": kernel, "executor": "convoy" if convoy else executor,
+                             "workers": workers})
+    report.reading_line(tl)  # held against its record (tests/timeline/conftest.py)
+    return tl
 
 
 #: A hand-off that falls between two samples is a short block (1-3 % of the time at
@@ -914,3 +923,83 @@ class TestIssueBars:
             io = next(th for th in tl.threads if th.name == "io-sleep")
             assert io.median_wake_to_run_ms < 1.0, io.median_wake_to_run_ms
         _check_with_retry(lambda: _lab("cy_nogil", convoy=True), check)
+
+
+#: A 1 ms ticker (the main thread) beside a pure-Python spin that ends a third of the
+#: way in: the switch interval after each wake-up, then nothing.
+TICKER_AND_SPIN = """\
+import threading, time
+def spin(seconds):
+    t = time.perf_counter()
+    while time.perf_counter() - t < seconds:
+        pass
+worker = threading.Thread(target=spin, args=(0.25,))
+worker.start()
+t0 = time.perf_counter()
+while time.perf_counter() - t0 < 0.75:
+    time.sleep(0.001)
+worker.join()
+"""
+#: The same with asyncio: a 1 ms asyncio.sleep ticker and asyncio.to_thread of the spin.
+ASYNCIO_TICKER_AND_SPIN = """\
+import asyncio, time
+def spin(seconds):
+    t = time.perf_counter()
+    while time.perf_counter() - t < seconds:
+        pass
+async def ticker(seconds):
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        await asyncio.sleep(0.001)
+async def main():
+    tick = asyncio.create_task(ticker(0.75))
+    await asyncio.to_thread(spin, 0.25)
+    await tick
+asyncio.run(main())
+"""
+
+
+def _program(tmp_path, source):
+    from gillab.timeline import measure, record
+
+    script = tmp_path / "prog.py"
+    script.write_text(source)
+    argv = [sys.executable, str(script)]
+    rec = measure.watch_program(argv, PERIOD, 20.0, measure.steady_ns(PERIOD))
+    tl = record.build(rec, {"argv": argv})
+    report.reading_line(tl)  # held against its record (tests/timeline/conftest.py)
+    return tl
+
+
+def _ticker_and_spinner(tl):
+    ticker = max(tl.threads, key=lambda th: th.wakeups)
+    spinner = max((th for th in tl.threads if th is not ticker), key=lambda th: th.shares[CPU])
+    return ticker, spinner
+
+
+@pytest.mark.slow
+class TestPhaseRuns:
+    """Real programs whose GIL holder stops partway: the reading names the phase."""
+
+    @pytest.mark.parametrize("source", [TICKER_AND_SPIN, ASYNCIO_TICKER_AND_SPIN],
+                             ids=["threads", "asyncio"])
+    def test_a_ticker_waits_the_switch_interval_only_while_the_spin_runs(self, tmp_path,
+                                                                         source):
+        def check():
+            tl = _program(tmp_path, source)
+            ticker, spinner = _ticker_and_spinner(tl)
+            beside = next((p for p in ticker.phases if p.beside_tid == spinner.tid), None)
+            assert beside is not None and beside.wakeups >= 10, ticker.phases
+            # Python's default switch interval, 5 ms, within 35 %.
+            assert 3.25 <= beside.median_wake_to_run_ms <= 6.75, beside
+            calm = next(p for p in ticker.phases if p.beside_tid is None)
+            assert calm.wakeups > beside.wakeups and calm.median_wake_to_run_ms < 1.0, calm
+            text = report.reading_line(tl)
+            assert f"while {report.thread_name(tl, spinner)} ran, " in text, text
+            assert "nothing held the GIL" not in text, text
+            return tl, ticker
+        tl, ticker = retry_once(check)
+        # asyncio's loop blocks in epoll_wait; a plain ticker in clock_nanosleep.
+        assert ticker.event_loop == (source is ASYNCIO_TICKER_AND_SPIN)
+        if ticker.event_loop:
+            assert "the event loop (main)" in report.reading_line(tl)
