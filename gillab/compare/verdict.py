@@ -149,7 +149,8 @@ def _numbers(executor, workers, speedup, cores_used, shape) -> str:
     if shape:
         return (f"{speed} on dask {shape} (processes x threads), "
                 f"{cores_used:.2f} cores used")
-    return f"{speed} on {workers} {executor_spec(executor).noun}, {cores_used:.2f} cores used"
+    return (f"{speed} on {workers} {executor_spec(executor).workers_noun(workers)}, "
+            f"{cores_used:.2f} cores used")
 
 
 def judge(*, executor: str, workers: int, speedup: float | None, cores_used: float | None,
@@ -294,7 +295,8 @@ def _judge_one_worker(spec, speedup, numbers, io_bound, losses, task_slowdown, g
     else:
         said = f"{where} took {-cost:.0%} less time than a plain call"
     if speedup < OVERHEAD_AT_ONE and not io_bound:
-        said += ": " + _loss_clause(losses, task_slowdown, gil_wait, os_wait, spec.noun)
+        said += ": " + _loss_clause(losses, task_slowdown, gil_wait, os_wait,
+                                    spec.workers_noun(1))
     return Judgement("overhead", f"{said} ({numbers})")
 
 

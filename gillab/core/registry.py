@@ -33,6 +33,14 @@ class ExecutorSpec:
     shaped: bool = False         # workers come as a cluster shape, P processes x T threads,
     #                              the threads of each process sharing its GIL (dask)
 
+    def workers_noun(self, count: int) -> str:
+        """What a reason calls ``count`` workers: ``noun`` ("pool threads"), or for one
+        worker ``one_noun`` without its article ("pool thread")."""
+        if count != 1:
+            return self.noun
+        article, _, rest = self.one_noun.partition(" ")
+        return rest if article in ("a", "an") and rest else self.one_noun
+
 
 SPECS: dict[str, ExecutorSpec] = {s.name: s for s in (
     ExecutorSpec("serial", "task", shares_gil=True, processes=False, start_method=False,
