@@ -3,7 +3,9 @@
 The main thread times one small IO operation at a time (a 1 ms sleep, a 1-byte
 socketpair round trip, a request to the lab's own TCP echo server) while one
 background thread computes. Every GIL hand-off the main thread needs shows up as
-latency. The clocks are gillab.measure.latency's (the background thread's calls, each
+latency. The loop probe runs an asyncio event loop in the main thread instead and times
+its 1 ms timer while the work runs on a thread (asyncio.to_thread), inline in the loop,
+or in a one-process pool (loop.run_in_executor). The clocks are gillab.measure.latency's (the background thread's calls, each
 operation, the noise); this module reads none. It returns plain records
 (gillab.convoy.records) and never prints.
 """

@@ -112,16 +112,28 @@ def _loop_lesson(rows, env: dict) -> list[str]:
             "beside a C call that holds the GIL it waits for the call's end; work inline "
             "blocks it for a whole callback. Only work that releases the GIL, or runs in "
             "another process, leaves it responsive."]
-    trade = []
-    for r in sorted((r for r in loop if r.where == "thread" and r.background == "py"),
-                    key=lambda r: r.switch_interval):
-        trade.append(f"{interval_text(r.switch_interval)}: lag {ms_text(r.p50_ms)} ms, "
-                     f"py at {_share(r)} of its speed alone")
-    if len(intervals) > 1 and trade:
+    py = sorted((r for r in loop if r.where == "thread" and r.background == "py"),
+                key=lambda r: r.switch_interval)
+    if len(intervals) > 1 and len(py) > 1:
+        trade = "; ".join(f"{interval_text(r.switch_interval)}: lag {ms_text(r.p50_ms)} ms, "
+                          f"py at {_share(r)} of its speed alone" for r in py)
         text.append("The trade-off sys.setswitchinterval tunes (py on a thread): "
-                    + "; ".join(trade) + ". A smaller interval shortens the loop's lag; "
-                    "each hand-off costs the busy thread a little of its speed.")
+                    f"{trade}. A smaller interval shortens the loop's lag; "
+                    + _price(py[0], py[-1]))
     return text
+
+
+def _price(small: Row, large: Row) -> str:
+    """What the smallest interval cost the busy thread against the largest, as measured."""
+    if small.throughput_share is None or large.throughput_share is None:
+        return "what it costs the busy thread was not measured."
+    cost = large.throughput_share - small.throughput_share
+    if cost > 0.05:
+        return f"here the hand-offs cost py {cost:.0%} of its speed alone."
+    if cost >= -0.05:
+        return "here the hand-offs hardly slowed py."
+    return ("py ran faster at the smaller interval: here its speed followed the machine's "
+            "load, not the interval.")
 
 
 def _thread_lesson(rows, settings: dict) -> list[str]:

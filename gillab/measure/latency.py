@@ -2,7 +2,10 @@
 
 The main thread times one small operation at a time (a probe's ``once()``) while one
 background thread calls a CPU kernel; every GIL hand-off the main thread needs shows
-as latency. Returns plain records; never prints, never judges.
+as latency. For ``convoy -p loop``, an asyncio loop in the main thread times its own
+1 ms timer (``measure_loop_lag``) while the kernel runs on a thread, inline, or in a
+process pool, and counts what the kernel got done meanwhile. Returns plain records;
+never prints, never judges.
 """
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ def judged(*rows) -> dict:
 LOOP_ROWS = (
     lag_row("none", None, 0.005, 0.08), lag_row("none", None, 0.0001, 0.08),
     lag_row("py", "thread", 0.005, 5.1, share=0.97),
-    lag_row("py", "thread", 0.0001, 0.2, share=0.92),
+    lag_row("py", "thread", 0.0001, 0.2, share=0.85),
     lag_row("py", "loop", 0.005, 19.5, call_ms=20.0),
     lag_row("py", "loop", 0.0001, 19.8, call_ms=20.0),
     lag_row("py", "process", 0.005, 0.09), lag_row("py", "process", 0.0001, 0.09),
@@ -138,7 +138,8 @@ class TestLoopSummaryAndReport:
         assert "97%  starved" in text
         assert "py (loop) @ 5 ms: lag p50 19.50 ms" in text
         flat = " ".join(lines)
-        assert "0.1 ms: lag 0.200 ms, py at 92% of its speed alone; 5 ms: lag 5.10 ms" in flat
+        assert "0.1 ms: lag 0.200 ms, py at 85% of its speed alone; 5 ms: lag 5.10 ms" in flat
+        assert "here the hand-offs cost py 12% of its speed alone" in flat
         assert "time.sleep" not in text  # the thread probes' lesson is not told here
 
     def test_the_plot_is_a_png_written_atomically(self, tmp_path):
