@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import subprocess
 import sys
 import threading
+import time
 from types import SimpleNamespace
 
 import psutil
@@ -228,3 +231,27 @@ class TestLoopProbe:
         assert threading.enumerate() == threads
         assert psutil.Process().children(recursive=True) == children
         assert sys.getswitchinterval() == interval
+
+    def test_ctrl_c_mid_row_exits_130_and_leaves_no_pool_behind(self, tmp_path):
+        """Ctrl-C while the work runs inline, on a thread or in the pool: 130, no JSON,
+        and the pool's process gone with gillab."""
+        path = tmp_path / "loop.json"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gillab", "convoy", "-p", "loop", "-b", "py", "-q",
+             "--json", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        try:
+            time.sleep(4)  # calibration done, loop rows under way
+            children = psutil.Process(proc.pid).children(recursive=True)
+            os.killpg(proc.pid, signal.SIGINT)
+            out, err = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        assert proc.returncode == 130, err
+        assert err.strip() == "gillab: interrupted"
+        assert out == "" and not list(tmp_path.iterdir())
+        assert children, "the pool's process was not up yet: the test proved nothing"
+        gone, alive = psutil.wait_procs(children, timeout=5)
+        assert not alive, alive
