@@ -11,7 +11,8 @@ import math
 import sys
 
 from gillab.cli import arguments as checks
-from gillab.convoy.records import BACKGROUNDS, PROBES, WHERES, Row, summarize, to_document
+from gillab.convoy.records import (BACKGROUNDS, LOOP_PROBE, PROBES, WHERES, Row, summarize,
+                                   to_document)
 from gillab.convoy.report import format_convoy
 from gillab.convoy.verdict import judge_rows
 from gillab.core.errors import UsageError
@@ -159,7 +160,6 @@ def main(args) -> list[str]:
 def _check_plot(path: str, probes) -> None:
     """--plot draws the loop probe's rows, and needs matplotlib: say so before measuring."""
     from gillab.core.errors import check_output_path
-    from gillab.convoy.records import LOOP_PROBE
 
     check_output_path(path, "--plot")
     if LOOP_PROBE not in probes:
