@@ -156,21 +156,9 @@ def create_parser():
                    help="measure ns per iteration and the ratio to the plain C loop")
     p.add_argument("--target-s", type=checks.task_seconds, default=0.2, metavar="S",
                    help="seconds per calibrated call (default 0.2)")
-    p = sub.add_parser("convoy", help="what a CPU-bound thread costs an IO thread's latency",
-                       description="The main thread does small IO operations while one "
-                                   "background thread runs a kernel; p50/p99/max latency.")
-    p.add_argument("-b", "--background", nargs="+", action="extend",
-                   choices=["none", "py", "cy_gil", "cy_nogil"], metavar="BACKGROUND",
-                   help="background work (default all: none, py, cy_gil, cy_nogil)")
-    p.add_argument("-p", "--probe", nargs="+", action="extend",
-                   choices=["sleep", "socketpair", "echo"], metavar="PROBE",
-                   help="IO probes (default all: sleep, socketpair, echo)")
-    p.add_argument("--samples", type=checks.bounded_int(checks.MAX_SAMPLES), default=200,
-                   metavar="N",
-                   help=f"probe operations per row (default 200, at most {checks.MAX_SAMPLES:,})")
-    p.add_argument("--json", metavar="PATH", type=checks.nonempty,
-                   help="also write the rows as JSON (atomically)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    from gillab.convoy.cli import add_parser as add_convoy_parser
+
+    add_convoy_parser(sub)
 
     p = sub.add_parser("demo", help="run one of the lesson's demos (no NAME: list them)")
     p.add_argument("name", nargs="?", metavar="NAME", help="the demo to run")
