@@ -15,6 +15,7 @@ from gillab import kernels
 from gillab.core import registry
 from gillab.compare.cells import Subject, adopt_baseline, build_cell, settled_for
 from gillab.core.environment import collect_env, cpu_count
+from gillab.core.gilstate import watch_gil
 from gillab.measure.executors import WorkerFailed, open_executor
 from gillab.measure.footprint import PeakMemory, measure_startup, tree_pss_mb
 from gillab.measure.gevent_cells import measure_gevent_cells
@@ -319,15 +320,19 @@ def run_compare(plan: Plan, progress: Progress | None = None) -> CompareRun:
     remote = [e for e in plan.executors if e not in skipped and registry.spec(e).remote]
     dispatch: dict = {}  # dispatch figures of this run, one per executor shape
     cells: list[Cell] = []
-    for name in plan.subjects:
-        progress.step(f"{name}: calibrating")
-        subject = _prepare(name, plan)
-        local = [c for c in planned if c[0] == name and not registry.spec(c[1]).remote]
-        for one in itertools.chain(_local_cells(subject, local, plan, env, n_cpus, progress,
-                                                dispatch),
-                                   _remote_cells(subject, remote, plan, progress)):
-            cells.append(_judged(subject, one, plan, n_cpus))
-            progress.cell_done(cells[-1])
+    # A free-threaded build turns its GIL on for good when an import (a --target's
+    # module) never declared Py_mod_gil: env says so, as measured at the end.
+    with watch_gil() as gil:
+        for name in plan.subjects:
+            progress.step(f"{name}: calibrating")
+            subject = _prepare(name, plan)
+            local = [c for c in planned if c[0] == name and not registry.spec(c[1]).remote]
+            for one in itertools.chain(_local_cells(subject, local, plan, env, n_cpus,
+                                                    progress, dispatch),
+                                       _remote_cells(subject, remote, plan, progress)):
+                cells.append(_judged(subject, one, plan, n_cpus))
+                progress.cell_done(cells[-1])
+    env.update(gil.env_fields())
     return CompareRun(env, tuple(cells), _settings(plan, env),
                       skipped=tuple({"executor": e, "reason": r} for e, r in skipped.items()),
                       lesson_costs=_lesson_costs(plan, progress))
