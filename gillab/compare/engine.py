@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import functools
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from gillab import kernels
 from gillab.core import registry
 from gillab.compare.cells import Subject, adopt_baseline, build_cell, settled_for
-from gillab.core.environment import collect_env, cpu_count
+from gillab.core.environment import collect_env, cpu_count, free_threaded_build
 from gillab.measure.executors import WorkerFailed, open_executor
 from gillab.measure.footprint import PeakMemory, measure_startup, tree_pss_mb
 from gillab.measure.gevent_cells import measure_gevent_cells
@@ -33,7 +33,8 @@ __all__ = ["Plan", "run_compare", "plan_cells", "Progress", "measure_gevent_cell
 class Plan:
     """What to measure. ``target`` ("module:func") replaces the kernels when given."""
 
-    kernels: tuple = tuple(kernels.names())
+    # py_shared joins the default rows on a free-threaded build only (kernels.default_names)
+    kernels: tuple = tuple(kernels.default_names(free_threaded_build()))
     executors: tuple = registry.DEFAULT_EXECUTORS
     workers: tuple = (1, 2, 4)
     repeat: int = 2                    # timed runs at least; more while a verdict is unclear
@@ -126,7 +127,14 @@ def _autorange_bounded(func, target_s: float, timeout_s: float = 30.0):
         return 1, None
 
 
-def _prepare(name: str, plan: Plan) -> Subject:
+def _prepare(name: str, plan: Plan, gil_enabled: bool = True) -> Subject:
+    """The subject ``name`` sized for this run. ``gil_enabled`` is the run's GIL as
+    measured (env["gil_enabled"]): without a GIL, busy cores no longer prove scaling,
+    and the verdict must know it."""
+    return replace(_sized(name, plan), gil_enabled=gil_enabled)
+
+
+def _sized(name: str, plan: Plan) -> Subject:
     if plan.target:
         if plan.target_unsafe:  # ends its process or hangs: never called here
             return Subject(name, kernels.Task(target=name, calls=1,
@@ -321,7 +329,7 @@ def run_compare(plan: Plan, progress: Progress | None = None) -> CompareRun:
     cells: list[Cell] = []
     for name in plan.subjects:
         progress.step(f"{name}: calibrating")
-        subject = _prepare(name, plan)
+        subject = _prepare(name, plan, gil_enabled=env["gil_enabled"])
         local = [c for c in planned if c[0] == name and not registry.spec(c[1]).remote]
         for one in itertools.chain(_local_cells(subject, local, plan, env, n_cpus, progress,
                                                 dispatch),
