@@ -44,8 +44,8 @@ def compare_parser() -> argparse.ArgumentParser:
 
 def add_arguments(p) -> None:
     p.add_argument("-k", "--kernel", nargs="+", action="extend", choices=KERNEL_NAMES,
-                   metavar="KERNEL", help=f"kernels to run (default: {', '.join(KERNEL_NAMES)}, "
-                                         "py_shared on a free-threaded build only)")
+                   metavar="KERNEL", help=f"kernels to run (default: {', '.join(KERNEL_NAMES)}; "
+                                         "py_shared only on a free-threaded build)")
     p.add_argument("-e", "--executor", nargs="+", action="extend",
                    choices=EXECUTOR_NAMES + OPTIONAL_EXECUTOR_NAMES, metavar="EXECUTOR",
                    help=f"executors to run (default: {', '.join(EXECUTOR_NAMES)}; "
