@@ -19,7 +19,9 @@ class ExecutorSpec:
 
     name: str
     noun: str                    # what a reason calls its workers ("pool threads")
-    shares_gil: bool             # workers are threads of the measuring process (one GIL)
+    shares_gil: bool             # workers are threads of the measuring process (one GIL);
+    #                              with the GIL off it still means one process: every object
+    #                              is shared (compare.verdict.shares_memory, `contended`)
     processes: bool              # each worker is an OS process of its own
     start_method: bool           # a multiprocessing start method applies
     starts_per_run: bool         # workers start inside each timed run (threads, processes)
