@@ -15,7 +15,7 @@ from gillab.measure import gevent_cells
 from gillab.measure.outcome import CellFailure
 from gillab.measure import clocks as measure
 from gillab.core import stats
-from gillab.core.environment import cpu_count
+from gillab.core.environment import cpu_count, gil_enabled
 from gillab.compare.verdict import judge
 from gillab.measure.noise import NOISE_LIMIT
 
@@ -129,7 +129,10 @@ def record_cell(benchmark, timed: Timed, *, executor: str, workers: int, serial_
         verdict = judge(executor=executor, workers=workers, speedup=info["speedup"],
                         cores_used=info["cores_used"], correct=correct, io_bound=io_bound,
                         cpu_count=cpu_count(), noise=timed.noise, noise_limit=NOISE_LIMIT,
-                        error=error, serial_s=serial_s)
+                        error=error, serial_s=serial_s,
+                        # as measured now, in this process: a free-threaded build's GIL
+                        # may be off, and then busy threads must show a speedup too
+                        gil_enabled=gil_enabled())
         info.update(verdict=verdict.verdict, reason=verdict.reason)
     if error:
         info["error"] = error

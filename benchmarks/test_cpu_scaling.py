@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from gillab import kernels
+from gillab.core.environment import free_threaded_build
 from gillab.measure.executors import open_executor
 
 from .cells import record_cell, run_gevent_cell, run_rounds
@@ -20,9 +21,12 @@ EXECUTORS = ("threads", "thread_pool", "processes", "mp_pool", "process_pool", "
              "asyncio", "to_thread")
 CELLS = [("serial", 1)] + [(executor, w) for executor in EXECUTORS for w in WORKERS]
 
+# The compare command's default rows: py_shared only on a free-threaded build, where its
+# threads contend; with a GIL its group would repeat py's for 19 more cells.
 KERNELS = [pytest.param(name, marks=pytest.mark.benchmark(group=f"cpu-scaling-{name}"),
                         id=name)
-           for name in kernels.CPU_KERNELS]
+           for name in kernels.default_names(free_threaded_build())
+           if name in kernels.CPU_KERNELS]
 
 
 @pytest.mark.parametrize(("executor", "workers"), CELLS,

@@ -2,24 +2,12 @@
 
 The same CPU-bound loop as pure Python, as C holding the GIL and as C releasing
 it, run under threads, processes, pools and greenlets, measured on this machine.
+
+Importing gillab changes no process state (no signal handler, no fork hook): the
+command line installs what it needs when it starts (gillab.__main__.main). It imports
+nothing either: ``python -m gillab`` runs this before the CLI can take Ctrl-C, so the
+less it does, the shorter the moment a Ctrl-C would print Python's own traceback.
 """
-from gillab._version import __version__
-
-import sys as _sys
-
-if _sys.argv[:1] == ["-m"] or _sys.argv[0].endswith(("/gillab", "\\gillab.exe")):
-    # Being started as the program (python -m gillab: runpy imports this package with
-    # argv[0] still "-m"; or the console script): Ctrl-C while the modules load exits
-    # 130 at once instead of a KeyboardInterrupt traceback from inside an import.
-    import os as _os
-    import signal as _signal
-
-    def _interrupted_early(signum, frame):
-        _os.write(2, b"gillab: interrupted\n")
-        _os._exit(130)
-
-    _signal.signal(_signal.SIGINT, _interrupted_early)
-
 __all__ = ["__version__", "Kernel", "KERNELS", "CPU_KERNELS", "get", "check",
            "load_ipython_extension"]
 
@@ -38,6 +26,10 @@ def __getattr__(name):
         from gillab import kernels
 
         return getattr(kernels, name)
+    if name == "__version__":
+        from gillab._version import __version__
+
+        return __version__
     if name == "check":  # gillab.check(statement, setup="", globals=None, ...)
         from gillab.checker.api import check
 

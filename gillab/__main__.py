@@ -3,21 +3,28 @@
 One create_parser() and one cmd_<name>(args) per command; the bigger commands keep
 their arguments and their work in a module of their own (compare_cli, checker.cli,
 timeline.cli).
+
+Importing this module loads nothing but os, signal and sys and changes no process state:
+run as the program, main() first takes Ctrl-C (exit 130 at once, one line), then
+imports argparse and the rest (docs/contract.md).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import sys
-import threading
-
-from gillab.cli import arguments as checks
-from gillab.core.errors import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Finished,
-                                UsageError, UserError)
-from gillab.cli.terminal import ascii_safe_output, print_lines
 
 __all__ = ["create_parser", "main"]
+
+EXIT_INTERRUPTED = 130  # gillab.core.errors.EXIT_INTERRUPTED, not imported before the handler
+
+
+def _interrupted_at_once(signum, frame):
+    try:
+        os.write(2, b"gillab: interrupted\n")
+    except OSError:  # stderr gone: exit all the same
+        pass
+    os._exit(EXIT_INTERRUPTED)
 
 
 def cmd_env(args) -> list[str]:
@@ -47,6 +54,7 @@ def cmd_compare(args) -> list[str]:
 
 def cmd_show(args) -> list[str]:
     # No gillab.kernels here: showing a saved run needs no compiled extension.
+    from gillab.core.errors import UserError
     from gillab.core.descriptions import KERNEL_DESCRIPTIONS
     from gillab.compare.report import format_cost_table, format_table
     from gillab.compare.records import load_run
@@ -107,15 +115,25 @@ COMMANDS = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, with a usage error said in one line (the usage is one --help away)."""
+def _parser_class():
+    import argparse
 
-    def error(self, message):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+    from gillab.core.errors import EXIT_USAGE
+
+    class _Parser(argparse.ArgumentParser):
+        """argparse, with a usage error said in one line (the usage is one --help away)."""
+
+        def error(self, message):
+            self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    return _Parser
 
 
-def create_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+def create_parser():
+    """The argparse parser of every command (argparse.ArgumentParser)."""
+    from gillab.cli import arguments as checks
+
+    parser = _parser_class()(
         prog="gillab", description="A GIL laboratory: where CPython's GIL binds, measured here.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -138,21 +156,9 @@ def create_parser() -> argparse.ArgumentParser:
                    help="measure ns per iteration and the ratio to the plain C loop")
     p.add_argument("--target-s", type=checks.task_seconds, default=0.2, metavar="S",
                    help="seconds per calibrated call (default 0.2)")
-    p = sub.add_parser("convoy", help="what a CPU-bound thread costs an IO thread's latency",
-                       description="The main thread does small IO operations while one "
-                                   "background thread runs a kernel; p50/p99/max latency.")
-    p.add_argument("-b", "--background", nargs="+", action="extend",
-                   choices=["none", "py", "cy_gil", "cy_nogil"], metavar="BACKGROUND",
-                   help="background work (default all: none, py, cy_gil, cy_nogil)")
-    p.add_argument("-p", "--probe", nargs="+", action="extend",
-                   choices=["sleep", "socketpair", "echo"], metavar="PROBE",
-                   help="IO probes (default all: sleep, socketpair, echo)")
-    p.add_argument("--samples", type=checks.bounded_int(checks.MAX_SAMPLES), default=200,
-                   metavar="N",
-                   help=f"probe operations per row (default 200, at most {checks.MAX_SAMPLES:,})")
-    p.add_argument("--json", metavar="PATH", type=checks.nonempty,
-                   help="also write the rows as JSON (atomically)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    from gillab.convoy.cli import add_parser as add_convoy_parser
+
+    add_convoy_parser(sub)
 
     p = sub.add_parser("demo", help="run one of the lesson's demos (no NAME: list them)")
     p.add_argument("name", nargs="?", metavar="NAME", help="the demo to run")
@@ -174,29 +180,32 @@ def main(argv: list[str] | None = None) -> int:
     default handling (death by signal, no status) and wait for threads that never
     return. Every worker dies with this process (gillab.core.procutil).
     """
-    from gillab.core import procutil
+    if argv is not None:  # in-process (tests, gillab.pythons): its state is put back
+        status = _main(argv)
+        if status == EXIT_INTERRUPTED:  # no hard exit here to take the workers down
+            from gillab.core import procutil
 
-    if argv is not None:
-        previous = signal.getsignal(signal.SIGINT)
-        try:
-            return _main(argv)
-        finally:
-            if threading.current_thread() is threading.main_thread():
-                signal.signal(signal.SIGINT, previous)
+            procutil.kill_descendants()
+        return status
+    # First, before argparse and gillab's modules load: Ctrl-C exits 130 at once.
+    signal.signal(signal.SIGINT, _interrupted_at_once)
     # A Ctrl-C can land anywhere, also between two statements here: each step runs
-    # inside the loop's try until the handler that exits at once is in place.
+    # inside the loop's try until the handler that exits at once is back in place.
     status, interrupted = None, False
     while True:
         try:
             if status is None and not interrupted:
                 status = _main_as_program()
-            procutil.exit_on_early_sigint()  # Ctrl-C from here on: 130 at once
+            signal.signal(signal.SIGINT, _interrupted_at_once)  # from here on: 130 at once
             break
         except KeyboardInterrupt:
             interrupted = True
+    from gillab.core import procutil
+
     if interrupted:
-        print("gillab: interrupted", file=sys.stderr)
+        procutil.say_interrupted()
         status = EXIT_INTERRUPTED
+
     left = procutil.abandoned()
     if left:
         print(f"gillab: {len(left)} thread(s) never returned; exiting without waiting "
@@ -213,12 +222,18 @@ def _main_as_program() -> int:
     except ImportError as exc:  # building the parser needed what is missing: one line
         if "--debug" in sys.argv[1:2]:
             raise
-        print(f"gillab: error: {checks.shadowing_problem() or exc}", file=sys.stderr)
+        from gillab.cli.arguments import shadowing_problem
+        from gillab.core.errors import EXIT_FAILED
+
+        print(f"gillab: error: {shadowing_problem() or exc}", file=sys.stderr)
         return EXIT_FAILED
 
 
 def _main(argv) -> int:
+    from gillab.cli import arguments as checks
+    from gillab.cli.terminal import ascii_safe_output
     from gillab.core import procutil
+    from gillab.core.errors import EXIT_FAILED
 
     ascii_safe_output()
     args = create_parser().parse_args(argv)
@@ -226,13 +241,16 @@ def _main(argv) -> int:
     if shadowed:
         print(f"gillab: error: {shadowed}", file=sys.stderr)
         return EXIT_FAILED
-    procutil.install_sigint_watchdog()
-    procutil.install_fork_hook()
-    return _run(args)
+    # The command's own Ctrl-C handling and fork hooks, undone when it returns.
+    with procutil.command_guards():
+        return _run(args)
 
 
 def _run(args) -> int:
-    from gillab.core import procutil
+    from gillab.cli.arguments import shadowing_problem
+    from gillab.cli.terminal import print_lines
+    from gillab.core.errors import (EXIT_FAILED, EXIT_OK, EXIT_USAGE, Finished, UsageError,
+                                    UserError, one_line)
 
     try:
         lines = COMMANDS[args.command](args)
@@ -243,8 +261,11 @@ def _run(args) -> int:
         print(f"gillab {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("gillab: interrupted", file=sys.stderr)
-        procutil.kill_descendants()
+        # Its workers are killed on the way out (main): one sweep, as late as can be,
+        # so that no pool thread replaces a killed worker after it.
+        from gillab.core import procutil
+
+        procutil.say_interrupted()
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader (head, less) went away: not an error worth a traceback. Point
@@ -254,25 +275,20 @@ def _run(args) -> int:
     except ImportError as exc:
         if args.debug:
             raise
-        print(f"gillab: error: {checks.shadowing_problem() or exc}", file=sys.stderr)
+        print(f"gillab: error: {shadowing_problem() or exc}", file=sys.stderr)
         return EXIT_FAILED
     except (UserError, OSError, ValueError) as exc:
         if args.debug:
             raise
-        print(f"gillab: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"gillab: error: {one_line(exc, with_type=False)}", file=sys.stderr)
         return EXIT_FAILED
     except Exception as exc:  # a bug of gillab's: still one line, the traceback on ask
         if args.debug:
             raise
-        print(f"gillab: internal error: {_one_line(exc)} (run with --debug for the "
+        print(f"gillab: internal error: {one_line(exc, with_type=False)} (run with --debug for the "
               "traceback)", file=sys.stderr)
         return EXIT_FAILED
     return status
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines() or [type(exc).__name__]
-    return lines[0]
 
 
 if __name__ == "__main__":

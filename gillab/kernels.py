@@ -2,7 +2,10 @@
 
 Every CPU kernel computes n! mod p by the same loop, so the only thing that
 changes between them is how the loop runs: as bytecode, as C holding the GIL,
-or as C releasing it. ``sleep`` is the lesson's IO-bound task.
+or as C releasing it. ``py_shared`` is the bytecode loop that also writes one object
+every worker of a process shares: with a GIL it takes turns like ``py``; without
+one (a free-threaded build) its threads fight over that object. ``sleep`` is the
+lesson's IO-bound task.
 """
 from __future__ import annotations
 
@@ -21,8 +24,9 @@ except ImportError as exc:  # no silent pure-Python fallback
         "(needs a C compiler and Python headers)"
     ) from None
 
-__all__ = ["Kernel", "KERNELS", "CPU_KERNELS", "DEFAULT_P", "get", "names",
-           "fact_mod_py", "fact_mod_bigint", "sleep", "reference", "Task", "load_target"]
+__all__ = ["Kernel", "KERNELS", "CPU_KERNELS", "DEFAULT_P", "get", "names", "default_names",
+           "fact_mod_py", "fact_mod_shared", "fact_mod_bigint", "sleep", "reference", "Task",
+           "load_target"]
 
 #: The default modulus: the Mersenne prime 2**61 - 1, so n! mod p is never 0 for
 #: the n the lab runs, and every product r * i needs more than 64 bits.
@@ -37,6 +41,29 @@ def fact_mod_py(n: int, p: int) -> int:
     r = 1
     for i in range(1, n + 1):
         r = r * i % p
+    return r
+
+
+#: The one object every py_shared task of a process writes. A dict, because of the
+#: shared objects tried on 3.13t with its GIL off (a dict store, a list append/pop, an
+#: attribute of one object, a module-level counter), two threads storing into one
+#: dict ran slowest beside one thread while both cores stayed busy: each store takes
+#: the dict's own lock and moves its cache lines and reference counts between cores.
+_SHARED: dict = {}
+
+
+def fact_mod_shared(n: int, p: int) -> int:
+    """n! mod p by the ``py`` loop, storing each step into one dict all threads share.
+
+    The store changes nothing in the answer; it is the lesson: without a GIL, threads
+    that write one object contend for it however many cores they keep busy.
+    """
+    check_args(n, p)
+    shared = _SHARED
+    r = 1
+    for i in range(1, n + 1):
+        r = r * i % p
+        shared["r"] = r
     return r
 
 
@@ -86,6 +113,10 @@ class Kernel:
     releases_gil: bool
     description: str
     io_bound: bool = False
+    #: Every task writes one object shared by all workers of its process: its threads
+    #: contend without a GIL. In the default matrix of a free-threaded build only (where
+    #: it teaches something: see default_names); elsewhere asked for by name.
+    shares_state: bool = False
 
     def __call__(self, *args):
         return self.func(*args)
@@ -99,6 +130,8 @@ class Kernel:
 
 KERNELS: dict[str, Kernel] = {k.name: k for k in (
     Kernel("py", fact_mod_py, False, KERNEL_DESCRIPTIONS["py"]),
+    Kernel("py_shared", fact_mod_shared, False, KERNEL_DESCRIPTIONS["py_shared"],
+           shares_state=True),
     Kernel("cy_gil", _kernels.fact_mod_gil, False, KERNEL_DESCRIPTIONS["cy_gil"]),
     Kernel("cy_nogil", _kernels.fact_mod_nogil, True, KERNEL_DESCRIPTIONS["cy_nogil"]),
     Kernel("bigint", fact_mod_bigint, False, KERNEL_DESCRIPTIONS["bigint"]),
@@ -113,6 +146,15 @@ CPU_KERNELS = tuple(name for name, k in KERNELS.items() if not k.io_bound)
 
 def names() -> list[str]:
     return list(KERNELS)
+
+
+def default_names(free_threaded: bool) -> list[str]:
+    """The kernels of the default matrix. A kernel that shares state joins it on a
+    free-threaded build only: with a GIL its threads take turns exactly as ``py``'s do,
+    so the row would repeat ``py``'s; without one it is the row that shows that no GIL
+    is not free scaling. Decided by the build, not by the GIL's state, so a build's
+    GIL-off and GIL-on runs (``--gil both``) have the same rows side by side."""
+    return [name for name, k in KERNELS.items() if not k.shares_state or free_threaded]
 
 
 def get(name: str) -> Kernel:

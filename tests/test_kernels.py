@@ -32,7 +32,7 @@ class TestParity:
     def test_all_kernels_agree_on_large_n(self):
         n, p = 200_000, kernels.DEFAULT_P
         expected = _kernels.c_reference(n, p)
-        for name in ("py", "cy_gil", "cy_nogil"):
+        for name in ("py", "py_shared", "cy_gil", "cy_nogil"):
             assert kernels.get(name)(n, p) == expected, name
 
     def test_raw_functions_importable(self):
@@ -77,16 +77,26 @@ class TestRegistry:
     """The registry names, GIL flags and lookups of DESIGN.md."""
 
     def test_names(self):
-        assert kernels.names() == ["py", "cy_gil", "cy_nogil", "bigint", "sleep"]
-        assert kernels.CPU_KERNELS == ("py", "cy_gil", "cy_nogil", "bigint")
+        assert kernels.names() == ["py", "py_shared", "cy_gil", "cy_nogil", "bigint", "sleep"]
+        assert kernels.CPU_KERNELS == ("py", "py_shared", "cy_gil", "cy_nogil", "bigint")
 
     def test_gil_flags(self):
         releases = {name: k.releases_gil for name, k in kernels.KERNELS.items()}
-        assert releases == {"py": False, "cy_gil": False, "cy_nogil": True,
-                            "bigint": False, "sleep": True}
+        assert releases == {"py": False, "py_shared": False, "cy_gil": False,
+                            "cy_nogil": True, "bigint": False, "sleep": True}
+
+    def test_only_py_shared_shares_state(self):
+        shares = [name for name, k in kernels.KERNELS.items() if k.shares_state]
+        assert shares == ["py_shared"]
+
+    def test_py_shared_joins_the_default_matrix_on_a_free_threaded_build_only(self):
+        assert "py_shared" not in kernels.default_names(free_threaded=False)
+        with_it = kernels.default_names(free_threaded=True)
+        assert with_it == kernels.names()
+        assert with_it.index("py_shared") == with_it.index("py") + 1  # shown beside py
 
     def test_unknown_kernel_lists_valid_names(self):
-        with pytest.raises(KeyError, match="choose from py, cy_gil"):
+        with pytest.raises(KeyError, match="choose from py, py_shared, cy_gil"):
             kernels.get("nope")
 
     def test_sleep_returns_its_argument(self):
@@ -97,3 +107,29 @@ class TestRegistry:
 
         assert gillab.get("cy_nogil").releases_gil is True
         assert gillab.get("py")(5, 7) == 120 % 7
+
+
+class TestSharedState:
+    """py_shared is py's loop plus a store into one object every thread of a process
+    shares: that store is its lesson, so it must really happen."""
+
+    def test_each_step_is_stored_in_the_shared_dict(self):
+        kernels._SHARED.clear()
+        answer = kernels.get("py_shared")(1000, kernels.DEFAULT_P)
+        assert kernels._SHARED == {"r": answer}
+
+    def test_threads_store_into_one_object(self):
+        import threading
+
+        kernels._SHARED.clear()
+        seen = []
+
+        def task(n):
+            seen.append(kernels.get("py_shared")(n, kernels.DEFAULT_P))
+
+        threads = [threading.Thread(target=task, args=(n,)) for n in (10, 20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(kernels._SHARED) == 1 and kernels._SHARED["r"] in seen

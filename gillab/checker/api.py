@@ -5,6 +5,7 @@ import dataclasses
 
 from gillab.core import stats
 from gillab.checker import judge as judging
+from gillab.checker.answers import same_answer
 from gillab.core.errors import one_line
 from gillab.measure import bounded, loops
 from gillab.measure.noise import NOISE_LIMIT
@@ -12,6 +13,7 @@ from gillab.checker.record import CheckResult, CheckSweep, Workers
 from gillab.checker.statement import (DEFAULT_TIMEOUT_S, Prepared, looks_like_target,
                                       parse_sweep, prepare, prepare_callable)
 from gillab.core.errors import UsageError, UserError
+from gillab.core.gilstate import watch_gil
 
 __all__ = ["check", "prepare_check", "measure_prepared", "StatementFailed",
            "DEFAULT_TIMEOUT_S"]
@@ -90,15 +92,42 @@ def _cpus() -> int:
 def measure_prepared(prepared: Prepared, bindings: dict | None, processes: bool = False,
                      timeout: float = DEFAULT_TIMEOUT_S, max_threads: int = 4,
                      min_task_s: float = 0.1) -> CheckResult:
-    """One check of one statement (one sweep row): measured, then judged."""
+    """One check of one statement (one sweep row): measured, then judged.
+
+    The GIL is watched throughout (gillab.core.gilstate): a free-threaded build turns it
+    on for good when SETUP or the statement imports a module that never declared it can
+    run without it, and the record says so (env ``gil_enabled``, ``gil_enabled_by``)."""
     from gillab.core.environment import collect_env
 
     deadline = bounded.deadline_in(timeout)
-    env = collect_env()
-    base = CheckResult(statement=prepared.statement, setup=prepared.setup, env=env,
-                       params=dict(bindings) if bindings is not None else None,
-                       cpus=env["cpu_count"])
-    ns = prepared.new_namespace(bindings)
+    with watch_gil() as gil:
+        env = collect_env()
+        base = CheckResult(statement=prepared.statement, setup=prepared.setup, env=env,
+                           params=dict(bindings) if bindings is not None else None,
+                           cpus=env["cpu_count"])
+        ns = prepared.new_namespace(bindings)
+        _run_setup(prepared, ns, bindings, deadline, timeout)
+        gil.mark("setup")
+        loop = prepared.make_loop(ns)
+        try:
+            measured, reference = _measure(loop, base, deadline, processes, max_threads,
+                                           min_task_s)
+            if measured.answers in ("same", "not compared"):
+                measured = _answers_pass(prepared.make_checker(ns), reference, measured,
+                                         deadline)
+        except bounded.CallTimeout as exc:
+            raise StatementFailed(f"{exc} within --timeout {timeout:g} s "
+                                  f"(statement: {prepared.statement.strip()!r})") from None
+    measured = dataclasses.replace(
+        measured, env={**env, **gil.env_fields()},
+        gil_states={"start": gil.before, "setup": gil.marks["setup"], "end": gil.after})
+    result = judging.judge(measured)
+    if judging.gil_off(result) and result.scales is False and prepared.setup.strip():
+        result = judging.judge(_private_pass(prepared, bindings, result, deadline, timeout))
+    return result
+
+
+def _run_setup(prepared: Prepared, ns: dict, bindings, deadline: float, timeout: float):
     try:
         bounded.call_bounded(lambda: prepared.run_setup(ns, bindings), deadline, "SETUP",
                              name="gillab-check")
@@ -108,16 +137,38 @@ def measure_prepared(prepared: Prepared, bindings: dict | None, processes: bool 
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise StatementFailed(f"SETUP failed: {one_line(exc)}") from None
-    loop = prepared.make_loop(ns)
+
+
+#: Rounds of (one thread alone, k threads) with SETUP run once per thread.
+PRIVATE_ROUNDS = 2
+
+
+def _private_pass(prepared: Prepared, bindings, result: CheckResult, deadline: float,
+                  timeout: float) -> CheckResult:
+    """The same loops with SETUP run once in each thread (each thread its own objects):
+    the threads contend on SETUP's objects if these scale where the shared ones did not."""
+    def own(i):
+        ns = prepared.new_namespace(bindings)
+        prepared.run_setup(ns, bindings)
+        return prepared.make_loop(ns)
+
+    k, calls = result.largest_threads().workers, result.calls_per_task
+    alone, runs = [], []
     try:
-        measured, reference = _measure(loop, base, deadline, processes, max_threads,
-                                       min_task_s)
-        if measured.answers in ("same", "not compared"):
-            measured = _answers_pass(prepared.make_checker(ns), reference, measured, deadline)
-        return judging.judge(measured)
+        for _ in range(PRIVATE_ROUNDS):
+            alone.append(loops.run_threads(None, calls, 1, deadline, own=own))
+            runs.append(loops.run_threads(None, calls, k, deadline, own=own))
     except bounded.CallTimeout as exc:
-        raise StatementFailed(f"{exc} within --timeout {timeout:g} s "
-                              f"(statement: {prepared.statement.strip()!r})") from None
+        raise StatementFailed(f"{exc} within --timeout {timeout:g} s (each thread its own "
+                              f"SETUP; statement: {prepared.statement.strip()!r})") from None
+    errors = [t.error for run in alone + runs for t in run.tasks if t.error]
+    if errors:  # SETUP or the statement failed on its own objects: nothing to compare
+        return result
+    wall = stats.median([r.wall_s for r in runs])
+    speedup = k * stats.median([r.wall_s for r in alone]) / wall if wall > 0 else None
+    return dataclasses.replace(
+        result, private_speedup=None if speedup is None else round(speedup, 4),
+        private_cores=round(stats.median([r.cores_used for r in runs]), 4))
 
 
 def _measure(loop, base: CheckResult, deadline: float, processes: bool, max_threads: int,
@@ -223,23 +274,20 @@ def _answers_pass(checker, reference, result: CheckResult, deadline: float) -> C
     return result
 
 
-def _same(a, b) -> bool | None:
-    try:
-        return bool(a == b)
-    except Exception:  # arrays and the like: no single truth value
-        return None
-
-
 def _compare_answers(first, rounds) -> tuple[str, str]:
     """Same answer in every thread? Only asked when the lone thread always agrees."""
     alone = [first] + [r[key].tasks[0].value for r in rounds for key in ("alone", "probed")]
-    if any(_same(first, v) is not True for v in alone[1:]):
+    alike = [same_answer(first, v) for v in alone[1:]]
+    if False in alike:
         return "varies alone", "the answer differs between calls on one thread: not compared"
+    if None in alike:
+        return "not compared", (f"a {type(first).__name__} has no truth value for == and "
+                                "no buffer: its answers cannot be compared")
     others = [(key, t.value) for r in rounds for key, run in r.items()
               if key not in ("alone", "probed")
               for t in run.tasks if t.value is not loops.NOT_SENT]
     for key, value in others:
-        if _same(first, value) is not True:
+        if same_answer(first, value) is False:
             where = "processes" if key == "processes" else f"{key} threads"
             return "differ", f"{_short(value)} on {where}, {_short(first)} alone"
     if not others:

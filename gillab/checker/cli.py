@@ -41,6 +41,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         f"(default {DEFAULT_TIMEOUT_S:g})")
     p.add_argument("--max-threads", type=checks.bounded_int(64, least=2), default=4, metavar="K",
                    help="most threads to try, 2-64 (default 4; never more than the CPUs)")
+    p.add_argument("--python", action="append", default=[], metavar="PATH",
+                   help="run the check under this interpreter instead (repeatable), from a "
+                        "venv with this gillab built for it, as compare --python does")
+    p.add_argument("--gil", choices=("off", "on", "both"), default=None,
+                   help="a free-threaded --python's GIL: off (-X gil=0), forced on "
+                        "(-X gil=1), or both side by side; default: as the build runs it "
+                        "(off, unless an import turns it on, or as $PYTHON_GIL says)")
     p.add_argument("--json", metavar="PATH", help="also write the result as JSON (atomically)")
     return p
 
@@ -152,6 +159,8 @@ def cmd_check(args) -> list[str]:
 
     if args.json:
         check_output_path(args.json, "--json")
+    if args.python or args.gil is not None:
+        return _cmd_check_across(args)
     prepared, sweep = _prepare(args)  # usage errors (exit 2) before anything runs
     result = _run_in_child(prepared, sweep, args)
     if args.json:
@@ -161,3 +170,20 @@ def cmd_check(args) -> list[str]:
     if isinstance(result, CheckSweep):
         return format_sweep(result)
     return format_check(result)
+
+
+def _cmd_check_across(args) -> list[str]:
+    """``--python``: the check under each interpreter (and GIL setting), side by side."""
+    import sys
+
+    from gillab.checker.across import plan_check_runs, run_check_across, runs_to_dict
+    from gillab.checker.report import format_runs
+
+    interpreters = plan_check_runs(args.python, args.gil)  # usage errors first (exit 2)
+    runs = run_check_across(interpreters, args,
+                            say=lambda text: print(text, file=sys.stderr, flush=True))
+    if args.json:
+        from gillab.compare.records import write_json_atomic
+
+        write_json_atomic(args.json, runs_to_dict(runs))
+    return format_runs(runs)

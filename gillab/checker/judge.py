@@ -19,8 +19,9 @@ from gillab.checker.record import CheckResult
 # Other processes took more than this share of the machine: cores used cannot be trusted.
 from gillab.measure.noise import NOISE_LIMIT
 
-__all__ = ["judge", "find_threshold", "RELEASES_AT", "HOLDS_AT", "WAITS_BELOW",
-           "NOISE_LIMIT", "VERDICTS", "PRACTICAL"]
+__all__ = ["judge", "find_threshold", "gil_off", "RELEASES_AT", "HOLDS_AT", "WAITS_BELOW",
+           "CONTENDS_SHARE", "NO_GAIN", "OWN_THREADS_AT", "NOISE_LIMIT", "VERDICTS",
+           "PRACTICAL"]
 
 #: GIL free for at least this share of the call: "releases the GIL". Measured: calls
 #: that release read 0.95-1.00, calls that hold read 0.00-0.10 (docs/check.md).
@@ -43,9 +44,22 @@ FREE_WAIT = 0.15
 #: release 0.00-0.01 (docs/check.md). Above this, the threads clearly blocked.
 NOISY_TURNS = 0.08
 
+#: Free-threaded, GIL off: the threads used the cores (at least this share of the way
+#: from 1 to the ideal: 1.75 on 2 CPUs) yet did not scale: they contend.
+CONTENDS_SHARE = 0.75
+#: At most this speedup, k threads bought nothing (CPython's Tools/ftscalingbench
+#: colours <= 1.1x as not scaling): said in the reason.
+NO_GAIN = 1.1
+#: One thread alone used this many cores or more: the call runs threads of its own.
+OWN_THREADS_AT = 1.5
+#: CPUs left free below this: the call alone fills the machine.
+FILLED_BELOW = 0.5
+
 VERDICTS = ("releases the GIL", "holds the GIL", "releases it for part of the call",
-            "waits", "waits, holding the GIL", "failed")
-PRACTICAL = ("threads help", "use processes", "threads help only for waits")
+            "waits", "waits, holding the GIL", "failed",
+            "scales", "contends", "does not scale", "too busy to tell", "parallel by itself")
+PRACTICAL = ("threads help", "use processes", "threads help only for waits",
+             "threads help with objects of their own", "already parallel")
 
 
 def _pct(share: float) -> str:
@@ -98,7 +112,8 @@ def _notes(result: CheckResult, e: _Evidence) -> list[str]:
                      "not parallelism: the cores lead")
     if e.noisy:
         notes.append(f"machine busy (other processes took {_pct(result.noise or 0)} of the "
-                     "CPUs): cores used is not conclusive, the GIL wait is")
+                     "CPUs): cores used is not conclusive"
+                     + ("" if gil_off(result) else ", the GIL wait is"))
     if result.answers == "differ":
         notes.append(f"answers differed between threads ({result.answers_detail}): "
                      "not thread-safe")
@@ -117,7 +132,11 @@ def judge(result: CheckResult) -> CheckResult:
             result, verdict="unknown", verdict_word="unknown", practical="",
             releases_gil=None, reason="no GIL probe reading or no thread run: nothing to judge")
     e = _evidence(result, w)
-    notes = _notes(result, e)
+    notes = _notes(result, e) + _gil_notes(result)
+    if (result.cores_alone or 0.0) >= OWN_THREADS_AT:
+        return _judge_own_threads(result, e, notes)
+    if gil_off(result):
+        return _judge_free_threaded(result, e, notes)
     if e.on_cpu < WAITS_BELOW:
         word, practical, releases, reason = _judge_waits(e, notes)
     elif e.share >= RELEASES_AT:
@@ -128,6 +147,100 @@ def judge(result: CheckResult) -> CheckResult:
         word, practical, releases, reason = _judge_part(e)
     verdict = f"{word} ({_pct(e.share)})" if word == PART else word
     return _done(result, verdict, word, practical, releases, reason, notes)
+
+
+def gil_off(result: CheckResult) -> bool:
+    """A free-threaded build that ran the check with its GIL off (as measured)."""
+    return bool(result.env.get("free_threaded_build")) and result.env.get("gil_enabled") is False
+
+
+def _gil_notes(result: CheckResult) -> list:
+    """A free-threaded build whose GIL was on: the figures are the GIL's; say why."""
+    env = result.env
+    if not env.get("free_threaded_build") or env.get("gil_enabled") is not True:
+        return []
+    by = env.get("gil_enabled_by") or []
+    if by:
+        return [f"the GIL was turned on by importing {', '.join(by)} (no Py_mod_gil "
+                "declaration): these figures are the GIL's; to measure without it run with "
+                "PYTHON_GIL=0 (or -X gil=0), at your own risk: the module never said it is "
+                "safe without the GIL"]
+    return ["the GIL was on (forced: -X gil=1 or PYTHON_GIL=1): these figures are the GIL's"]
+
+
+def _judge_own_threads(result: CheckResult, e: _Evidence, notes: list) -> CheckResult:
+    """One thread alone already ran on several cores: the call starts threads of its own.
+    More workers are judged against the CPUs it leaves free, never against one core."""
+    alone = result.cores_alone
+    cpus = result.cpus or e.k
+    free = max(0.0, cpus - alone)
+    lead = (f"one call alone ran on {alone:.2f} cores by itself (threads of its own) of "
+            f"{cpus} CPUs")
+    releases = None if gil_off(result) else True
+    if free < FILLED_BELOW:
+        return _done(result, f"parallel by itself ({alone:.2f} cores)", "parallel by itself",
+                     "already parallel", releases,
+                     lead + f": {free:.2f} CPUs left, so neither more threads nor processes "
+                     f"can help ({e.k} threads: {e.speedup:.2f}x, {e.cores:.2f} cores used)",
+                     notes)
+    ideal = min(e.k * alone, cpus) / alone
+    gain = min(e.speedup, e.cores / alone)
+    helps = ideal > 1 and gain >= 1 + SCALES_SHARE * (ideal - 1)
+    return _done(result, f"parallel by itself ({alone:.2f} cores)", "parallel by itself",
+                 "threads help" if helps else "use processes", releases,
+                 lead + f"; {free:.2f} CPUs left, at most {ideal:.2f}x from more workers; "
+                 f"{e.k} threads: {e.speedup:.2f}x, {e.cores:.2f} cores used", notes)
+
+
+def _private(result: CheckResult, ideal: int) -> str:
+    """What the run with SETUP once per thread says about where the contention is."""
+    if result.private_speedup is None:
+        if not result.setup.strip():
+            return ("no SETUP to give each thread its own objects: what the call shares "
+                    "(module globals, a shared callable, the allocator) contends")
+        return "each thread's own objects not measured"
+    own = min(result.private_speedup, result.private_cores or result.private_speedup)
+    figures = f"shared {_shared_speedup(result):.2f}x, each thread its own " \
+              f"{result.private_speedup:.2f}x"
+    if ideal > 1 and own >= 1 + SCALES_SHARE * (ideal - 1):
+        return f"contends on objects SETUP made: {figures}"
+    return (f"{figures}: the contention lies elsewhere, not in SETUP's objects (module "
+            "globals, a shared callable, the allocator)")
+
+
+def _shared_speedup(result: CheckResult) -> float:
+    w = result.largest_threads()
+    return (w.speedup or 0.0) if w else 0.0
+
+
+def _judge_free_threaded(result: CheckResult, e: _Evidence, notes: list) -> CheckResult:
+    """No GIL to release: do k threads scale, or contend on what they share?"""
+    ideal = _ideal(e.k, result.cpus)
+    figures = f"no GIL (free-threaded build); {e.k} threads: {e.speedup:.2f}x, " \
+              f"{e.cores:.2f} cores used"
+    if e.speedup <= NO_GAIN:
+        figures += f" (no faster than one thread: <= {NO_GAIN}x)"
+    if e.on_cpu < WAITS_BELOW:
+        return _done(result, "waits", "waits", "threads help only for waits", None,
+                     f"on a CPU {_pct(e.on_cpu)} of the call alone (IO or sleep); " + figures,
+                     notes, scales=e.scales, contends=None)
+    if e.scales:
+        return _done(result, "scales", "scales", "threads help", None, figures, notes,
+                     scales=True, contends=False)
+    if e.noisy:
+        return _done(result, "too busy to tell", "too busy to tell", "", None, figures,
+                     notes, scales=None, contends=None)
+    private = _private(result, ideal)
+    helps_own = private.startswith("contends on objects SETUP made")
+    practical = "threads help with objects of their own" if helps_own else "use processes"
+    if e.cores >= 1 + CONTENDS_SHARE * (ideal - 1):
+        return _done(result, "contends", "contends", practical, None,
+                     figures + f": the threads used the cores yet ran no faster: they "
+                     f"contend on what they share; {private}", notes,
+                     scales=False, contends=True)
+    return _done(result, "does not scale", "does not scale", practical, None,
+                 figures + f": the threads did not use the cores: they waited for each "
+                 f"other (a lock); {private}", notes, scales=False, contends=False)
 
 
 #: The verdict word whose sentence carries the share: "releases it for part of the call (40%)".
@@ -181,12 +294,14 @@ def _judge_part(e: _Evidence):
     return PART, practical, (e.share >= 0.5) if not e.noisy else None, lead
 
 
-def _done(result, verdict, word, practical, releases, reason, notes) -> CheckResult:
-    if result.noisy and releases is None:
+def _done(result, verdict, word, practical, releases, reason, notes, **fields) -> CheckResult:
+    if result.noisy and releases is None and word != "too busy to tell" \
+            and fields.get("scales", False) is not True:
         notes = notes + ["too busy to tell"]
     text = "; ".join([reason, *notes])
     return dataclasses.replace(result, verdict=verdict, verdict_word=word,
-                               practical=practical, releases_gil=releases, reason=text)
+                               practical=practical, releases_gil=releases, reason=text,
+                               **fields)
 
 
 def find_threshold(name: str, rows) -> str:

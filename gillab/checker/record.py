@@ -72,6 +72,13 @@ class CheckResult:
     practical: str = ""                  # threads help / use processes / ...
     reason: str = ""
     error: str | None = None             # the statement failed: one line
+    # A free-threaded build with its GIL off: did the threads scale, or contend?
+    scales: bool | None = None           # min(speedup, cores) reached halfway to the ideal
+    contends: bool | None = None         # the threads used the cores, yet did not scale
+    private_speedup: float | None = None  # the same, SETUP run once per thread (own objects)
+    private_cores: float | None = None
+    # The GIL read at the start, after SETUP and at the end (gillab.core.gilstate).
+    gil_states: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -108,6 +115,13 @@ class CheckSweep:
                 "env": self.env, "sweep": self.name, "threshold": self.threshold,
                 "rows": [{k: v for k, v in r.to_dict().items() if k not in ("schema", "env")}
                          for r in self.rows]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CheckSweep":
+        env = data.get("env") or {}
+        rows = tuple(CheckResult.from_dict({**row, "env": env}) for row in data["rows"])
+        return cls(data["statement"], data.get("setup", ""), env, data["sweep"], rows,
+                   data.get("threshold", ""))
 
 
 def _jsonable(params: dict) -> dict:

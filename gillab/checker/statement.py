@@ -25,6 +25,7 @@ DEFAULT_TIMEOUT_S = 60.0
 RESULT_NAME = "__gillab_result"
 _LOOP_NAME = "__gillab_loop"
 _CHECK_NAME = "__gillab_check"
+_SAME_NAME = "__gillab_same_answer"
 _TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
@@ -64,6 +65,9 @@ class Prepared:
         """``checker(calls, reference)``: (True, None) if every call answered
         ``reference``, (False, answer) at the first that did not, (None, None) if the
         answers cannot be compared."""
+        from gillab.checker.answers import same_answer
+
+        ns[_SAME_NAME] = same_answer  # a global of the checker: answers compared by content
         exec(self.check_code, ns)
         return ns.pop(_CHECK_NAME)
 
@@ -104,9 +108,8 @@ def _check_tree(tree: ast.Module) -> ast.Module:
     func = ast.parse(f"def {_CHECK_NAME}(__gillab_calls, __gillab_ref):\n"
                      "    for __gillab_i in range(__gillab_calls):\n"
                      "        pass\n"
-                     "        try:\n"
-                     f"            __gillab_same = bool({RESULT_NAME} == __gillab_ref)\n"
-                     "        except Exception:\n"
+                     f"        __gillab_same = {_SAME_NAME}({RESULT_NAME}, __gillab_ref)\n"
+                     "        if __gillab_same is None:\n"
                      "            return None, None\n"
                      "        if not __gillab_same:\n"
                      f"            return False, {RESULT_NAME}\n"

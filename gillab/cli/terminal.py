@@ -36,7 +36,8 @@ def ascii_safe_output() -> None:
 #: Verdict words and how a terminal shows them (the same words, coloured).
 VERDICT_STYLES = {
     "parallel": "bold green", "IO-overlapped": "bold green", "GIL-bound": "bold red",
-    "serialized": "yellow", "overhead-bound": "yellow", "noisy": "magenta",
+    "serialized": "yellow", "overhead-bound": "yellow", "contended": "yellow",
+    "noisy": "magenta",
     "wrong": "bold red",
 }
 

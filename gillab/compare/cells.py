@@ -35,6 +35,9 @@ class Subject:
     serial_tasks: tuple = ()       # the serial cell's TaskClocks: each task's own clocks
     serial_spread: float | None = None
     extra: dict = field(default_factory=dict)
+    #: The run's GIL as measured (env["gil_enabled"]), a fact the verdict needs: without
+    #: a GIL, threads that keep every core busy may still run no faster (contended).
+    gil_enabled: bool = True
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ def verdict_of(subject: Subject, executor: str, workers: int, fig: Figures, nois
                  shape=extra.get("shape"), loop_stall_s=extra.get("loop_stall_s"),
                  losses=fig.losses, task_slowdown=fig.task_slowdown,
                  baseline_spread=subject.serial_spread,
-                 extra_reason=extra.get("extra_reason"))
+                 extra_reason=extra.get("extra_reason"), gil_enabled=subject.gil_enabled)
 
 
 #: The serial baseline gets more repeats while its runs differ by more than this.

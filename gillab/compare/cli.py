@@ -18,7 +18,7 @@ __all__ = ["add_parser", "cmd_compare", "KERNEL_NAMES", "EXECUTOR_NAMES",
 
 # Names for argparse's choices, spelled here so building the parser imports nothing
 # heavy (a test checks they match gillab.kernels; executors come from the registry).
-KERNEL_NAMES = ["py", "cy_gil", "cy_nogil", "bigint", "sleep"]
+KERNEL_NAMES = ["py", "py_shared", "cy_gil", "cy_nogil", "bigint", "sleep"]
 EXECUTOR_NAMES = list(registry.DEFAULT_EXECUTORS)
 #: Asked for by name only, never in the default matrix.
 OPTIONAL_EXECUTOR_NAMES = list(registry.OPTIONAL_EXECUTORS)
@@ -44,7 +44,8 @@ def compare_parser() -> argparse.ArgumentParser:
 
 def add_arguments(p) -> None:
     p.add_argument("-k", "--kernel", nargs="+", action="extend", choices=KERNEL_NAMES,
-                   metavar="KERNEL", help=f"kernels to run (default all: {', '.join(KERNEL_NAMES)})")
+                   metavar="KERNEL", help=f"kernels to run (default: {', '.join(KERNEL_NAMES)}; "
+                                         "py_shared only on a free-threaded build)")
     p.add_argument("-e", "--executor", nargs="+", action="extend",
                    choices=EXECUTOR_NAMES + OPTIONAL_EXECUTOR_NAMES, metavar="EXECUTOR",
                    help=f"executors to run (default: {', '.join(EXECUTOR_NAMES)}; "

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import functools
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from gillab import kernels
 from gillab.core import registry
 from gillab.compare.cells import Subject, adopt_baseline, build_cell, settled_for
-from gillab.core.environment import collect_env, cpu_count
+from gillab.core.environment import collect_env, cpu_count, free_threaded_build
+from gillab.core.gilstate import gil_enabled, watch_gil
 from gillab.measure.executors import WorkerFailed, open_executor
 from gillab.measure.footprint import PeakMemory, measure_startup, tree_pss_mb
 from gillab.measure.gevent_cells import measure_gevent_cells
@@ -33,7 +34,8 @@ __all__ = ["Plan", "run_compare", "plan_cells", "Progress", "measure_gevent_cell
 class Plan:
     """What to measure. ``target`` ("module:func") replaces the kernels when given."""
 
-    kernels: tuple = tuple(kernels.names())
+    # py_shared joins the default rows on a free-threaded build only (kernels.default_names)
+    kernels: tuple = tuple(kernels.default_names(free_threaded_build()))
     executors: tuple = registry.DEFAULT_EXECUTORS
     workers: tuple = (1, 2, 4)
     repeat: int = 2                    # timed runs at least; more while a verdict is unclear
@@ -142,6 +144,14 @@ def _autorange_bounded(func, target_s: float, timeout_s: float = 30.0):
 
 
 def _prepare(name: str, plan: Plan) -> Subject:
+    """The subject ``name`` sized for this run, with the GIL as it stands once the subject
+    is loaded (a --target's import can turn a free-threaded build's GIL on): without a
+    GIL, busy cores no longer prove scaling, and the verdict must know it. Unknown
+    (None) counts as on: the old rules."""
+    return replace(_sized(name, plan), gil_enabled=gil_enabled() is not False)
+
+
+def _sized(name: str, plan: Plan) -> Subject:
     if plan.target:
         if plan.target_unsafe:  # ends its process or hangs: never called here
             return Subject(name, kernels.Task(target=name, calls=1,
@@ -336,15 +346,20 @@ def run_compare(plan: Plan, progress: Progress | None = None) -> CompareRun:
     remote = [e for e in plan.executors if e not in skipped and registry.spec(e).remote]
     dispatch: dict = {}  # dispatch figures of this run, one per executor shape
     cells: list[Cell] = []
-    for name in plan.subjects:
-        progress.step(f"{name}: calibrating")
-        subject = _prepare(name, plan)
-        local = [c for c in planned if c[0] == name and not registry.spec(c[1]).remote]
-        for one in itertools.chain(_local_cells(subject, local, plan, env, n_cpus, progress,
-                                                dispatch),
-                                   _remote_cells(subject, remote, plan, progress)):
-            cells.append(_judged(subject, one, plan, n_cpus))
-            progress.cell_done(cells[-1])
+    # A free-threaded build turns its GIL on for good when an import (a --target's
+    # module) never declared Py_mod_gil: env says so, as measured at the end, and each
+    # subject is judged with the GIL as it stands once the subject is loaded.
+    with watch_gil() as gil:
+        for name in plan.subjects:
+            progress.step(f"{name}: calibrating")
+            subject = _prepare(name, plan)
+            local = [c for c in planned if c[0] == name and not registry.spec(c[1]).remote]
+            for one in itertools.chain(_local_cells(subject, local, plan, env, n_cpus,
+                                                    progress, dispatch),
+                                       _remote_cells(subject, remote, plan, progress)):
+                cells.append(_judged(subject, one, plan, n_cpus))
+                progress.cell_done(cells[-1])
+    env.update(gil.env_fields())
     return CompareRun(env, tuple(cells), _settings(plan, env),
                       skipped=tuple({"executor": e, "reason": r} for e, r in skipped.items()),
                       lesson_costs=_lesson_costs(plan, progress))

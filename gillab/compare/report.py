@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from gillab.compare.verdict import EXPLANATIONS
 from gillab.core.registry import spec
 
 __all__ = ["format_env", "format_kernels", "format_table", "format_env_line", "Column",
@@ -219,6 +220,16 @@ def _dask_lines(cells) -> list[str]:
     return _wrap(text, indent="  ")
 
 
+def _contended_note(cells) -> list[str]:
+    """The word new to free-threaded builds, said once where a cell earned it."""
+    if not any(c.verdict == "contended" for c in cells):
+        return []
+    return ["", *_wrap(f"contended: {EXPLANATIONS['contended']}. Without a GIL, cores used "
+                       "no longer prove scaling: py_shared shows it beside py (-k py "
+                       "py_shared), and processes, which share nothing, show whether the "
+                       "work itself scales.")]
+
+
 def format_table(run, descriptions: dict | None = None) -> list[str]:
     """The compare table: environment on top, one block per kernel, reasons under each."""
     descriptions = descriptions or {}
@@ -248,6 +259,7 @@ def format_table(run, descriptions: dict | None = None) -> list[str]:
             lines.append("  * a sleeping task is off-CPU by design: this is not GIL wait")
         lines += _why_lines(cells, methods)
         lines += _dask_lines(cells)
+    lines += _contended_note(run.cells)
     for skip in getattr(run, "skipped", ()):
         lines += ["", *_wrap(f"skipped: {skip['executor']}: {skip['reason']}")]
     noisy = [c for c in run.cells if c.verdict == "noisy"]

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import textwrap
 
+from gillab.core.registry import SPECS
+
 __all__ = ["format_side_by_side", "reading_lines", "single_thread_cost", "pairs", "WIDTH"]
 
 WIDTH = 80
@@ -48,10 +50,25 @@ def _cols(cell, skip_reason) -> str:
     return f"  {_speed(cell):>7} {cores:>5} {cell.verdict:<14}"
 
 
+def _baseline(executor: str) -> bool:
+    """The serial run every speedup divides (an executor the registry does not know is
+    never taken for it)."""
+    spec = SPECS.get(executor)
+    return spec is not None and spec.baseline
+
+
+def _threads_of_one_gil(executor: str) -> bool:
+    """Workers that are threads of the measuring process, one GIL between them: the
+    cells in which the GIL's own effect on scaling shows."""
+    spec = SPECS.get(executor)
+    return (spec is not None and spec.shares_gil and not spec.baseline
+            and not spec.one_os_thread)
+
+
 def ns_per_iter(cells, kernel: str, label: str) -> float | None:
     """One serial task's time per loop iteration, in ns, for ``label``'s ``kernel``."""
     serial = next((c for c in cells if c.kernel == kernel and c.interpreter == label
-                   and c.executor == "serial"), None)
+                   and _baseline(c.executor)), None)
     if serial is None or not serial.n or not serial.serial_s:
         return None
     return serial.serial_s / serial.n * 1e9
@@ -109,8 +126,10 @@ def _threads_scaling(run, off: str, on: str) -> str | None:
     the most workers, for the first GIL-holding kernel neither run left noisy."""
     def top(label, kernel):
         cells = [c for c in run.cells if c.interpreter == label and c.kernel == kernel
-                 and c.executor == "threads" and c.speedup is not None]
-        return max(cells, key=lambda c: c.workers) if cells else None
+                 and _threads_of_one_gil(c.executor) and c.speedup is not None]
+        # The most workers; among as many, plain threads before a pool's (no dispatch).
+        return max(cells, key=lambda c: (c.workers, not SPECS[c.executor].dispatch),
+                   default=None)
 
     candidates = []
     for kernel in ("py", "cy_gil", "bigint"):
@@ -121,7 +140,7 @@ def _threads_scaling(run, off: str, on: str) -> str | None:
         return None
     clean = [c for c in candidates if "noisy" not in (c[1].verdict, c[2].verdict)]
     kernel, a, b = (clean or candidates)[0]
-    return "; ".join(f"{label} {kernel} threads x{c.workers} {c.speedup:.2f}x on "
+    return "; ".join(f"{label} {kernel} {c.executor} x{c.workers} {c.speedup:.2f}x on "
                      f"{c.cores_used:.2f} cores ({c.verdict})"
                      for label, c in ((off, a), (on, b)) if c.cores_used is not None)
 
@@ -206,58 +225,69 @@ def _asked_gil(run) -> dict:
 def format_side_by_side(run, envs: dict, descriptions: dict | None = None) -> list:
     """One table per kernel: rows executor x workers, columns speedup, cores and verdict
     for each run (80 columns for two); each env and build on top, the reading below."""
-    from gillab.compare.report import format_env_line
-
-    descriptions = descriptions or {}
     labels = list(envs)
-    width = max(len(lab) for lab in labels)
     skipped = {(s.get("interpreter"), s["executor"]): s["reason"] for s in run.skipped}
-    lines = ["gillab compare, side by side"]
-    for label in labels:
-        lines += _wrap(f"{label:<{width}}  {format_env_line(envs[label])}", indent="  ",
-                       hang=" " * (width + 2))
-    lines += _build_lines(envs, width)
-    lines += _wrap("k identical tasks on k workers. speedup = k x T(serial) / T(cell), each "
-                   "run against its own serial run; cores = CPU seconds / wall seconds; "
-                   "ns/iter = one serial task's time per loop iteration.")
+    lines = _header_lines(envs)
     for kernel in dict.fromkeys(c.kernel for c in run.cells):
-        cells = [c for c in run.cells if c.kernel == kernel]
-        by = {(c.interpreter, _row_key(c)): c for c in cells}
-        rows = list(dict.fromkeys(_row_key(c) for c in cells))
-        speeds = []
-        for label in labels:
-            ns = ns_per_iter(cells, kernel, label)
-            if ns:
-                speeds.append(f"{label} {ns:.1f}")
-        title = kernel + (f" (ns/iter: {', '.join(speeds)})" if speeds else "")
-        lines += ["", title, f"  {descriptions.get(kernel, 'your function (--target)')}"]
-        lines.append(" " * 17 + "".join(f"  {('-- ' + lab + ' '):-<{_COL - 2}}"
-                                        for lab in labels))
-        lines.append((f"  {'executor':<13}{'w':>2}"
-                      + f"  {'speedup':>7} {'cores':>5} {'verdict':<14}" * len(labels)).rstrip())
-        changed = []
-        for key in rows:
-            row = [by.get((label, key)) for label in labels]
-            lines.append(
-                (f"  {_row_name(key):<13}{key[1]:>2}"
-                 + "".join(_cols(cell, skipped.get((label, key[0])))
-                           for label, cell in zip(labels, row))).rstrip())
-            present = [(label, c) for label, c in zip(labels, row) if c is not None]
-            # Say why where the runs disagree: not for the baseline or one worker, and
-            # not where noise (listed below) left no verdict to compare.
-            if (key[0] != "serial" and key[1] > 1 and len(present) > 1
-                    and len({c.verdict for _, c in present}) > 1
-                    and not any(c.verdict == "noisy" for _, c in present)):
-                changed.append((key, present))
-        for key, present in changed:
-            parts = "; ".join(f"{label} {c.verdict} ({c.reason})" for label, c in present)
-            lines += _wrap(f"{_row_name(key)} x{key[1]}: {parts}", indent="  ")
+        lines += _kernel_table(run, kernel, labels, skipped,
+                               (descriptions or {}).get(kernel, "your function (--target)"))
     if skipped:
         lines.append("")
     for (label, executor), reason in skipped.items():
         lines += _wrap(f"skipped on {label}: {executor}: {reason}")
     lines += reading_lines(run, envs)
     lines += _free_threading_notes(envs, _asked_gil(run))
+    return lines + _warning_lines(run, labels)
+
+
+def _header_lines(envs: dict) -> list:
+    """The title, each run's interpreter and build, and what the columns mean."""
+    from gillab.compare.report import format_env_line
+
+    width = max(len(lab) for lab in envs)
+    lines = ["gillab compare, side by side"]
+    for label, env in envs.items():
+        lines += _wrap(f"{label:<{width}}  {format_env_line(env)}", indent="  ",
+                       hang=" " * (width + 2))
+    lines += _build_lines(envs, width)
+    return lines + _wrap("k identical tasks on k workers. speedup = k x T(serial) / T(cell), "
+                         "each run against its own serial run; cores = CPU seconds / wall "
+                         "seconds; ns/iter = one serial task's time per loop iteration.")
+
+
+def _kernel_table(run, kernel: str, labels: list, skipped: dict, description: str) -> list:
+    """One kernel's rows, a column group per run, and why the runs disagree where they do."""
+    cells = [c for c in run.cells if c.kernel == kernel]
+    by = {(c.interpreter, _row_key(c)): c for c in cells}
+    speeds = [f"{label} {ns:.1f}" for label in labels
+              if (ns := ns_per_iter(cells, kernel, label))]
+    title = kernel + (f" (ns/iter: {', '.join(speeds)})" if speeds else "")
+    lines = ["", title, f"  {description}",
+             " " * 17 + "".join(f"  {('-- ' + lab + ' '):-<{_COL - 2}}" for lab in labels),
+             (f"  {'executor':<13}{'w':>2}"
+              + f"  {'speedup':>7} {'cores':>5} {'verdict':<14}" * len(labels)).rstrip()]
+    changed = []
+    for key in dict.fromkeys(_row_key(c) for c in cells):
+        row = [by.get((label, key)) for label in labels]
+        lines.append((f"  {_row_name(key):<13}{key[1]:>2}"
+                      + "".join(_cols(cell, skipped.get((label, key[0])))
+                                for label, cell in zip(labels, row))).rstrip())
+        present = [(label, c) for label, c in zip(labels, row) if c is not None]
+        # Say why where the runs disagree: not for the baseline or one worker, and
+        # not where noise (listed below) left no verdict to compare.
+        if (not _baseline(key[0]) and key[1] > 1 and len(present) > 1
+                and len({c.verdict for _, c in present}) > 1
+                and not any(c.verdict == "noisy" for _, c in present)):
+            changed.append((key, present))
+    for key, present in changed:
+        parts = "; ".join(f"{label} {c.verdict} ({c.reason})" for label, c in present)
+        lines += _wrap(f"{_row_name(key)} x{key[1]}: {parts}", indent="  ")
+    return lines
+
+
+def _warning_lines(run, labels: list) -> list:
+    """Cells that ran noisy (per run) and cells that failed, loudly, last."""
+    lines = []
     noisy = [c for c in run.cells if c.verdict == "noisy"]
     wrong = [c for c in run.cells if c.verdict == "wrong"]
     if noisy:

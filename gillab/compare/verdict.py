@@ -8,6 +8,11 @@ its word. Where the speedup falls short of the ideal, ``where_the_time_went``
 splits the gap into measured parts (slower tasks, waits, the executor) and the
 reason names the largest.
 
+Without a GIL (a free-threaded build with its GIL off, told to judge() as the fact
+``gil_enabled=False``) busy cores no longer prove scaling: threads that fight over
+objects they share keep every core busy and run no faster than one. There a cell of
+threads must show it in its speedup too, or it is ``contended``.
+
 Pure functions over plain data: no clocks, no printing. Executors are judged by
 their traits (gillab.core.registry), not their names.
 """
@@ -19,17 +24,20 @@ from gillab.core.registry import ExecutorSpec, spec as executor_spec
 from gillab.measure.noise import NOISE_LIMIT
 
 __all__ = ["VERDICTS", "EXPLANATIONS", "Judgement", "Losses", "ideal_speedup", "judge",
-           "os_share", "where_the_time_went", "parallel_cores", "unbacked_speedup"]
+           "os_share", "where_the_time_went", "parallel_cores", "unbacked_speedup",
+           "contended_speedup", "shares_memory"]
 
 VERDICTS = ("GIL-bound", "parallel", "IO-overlapped", "serialized", "overhead-bound",
-            "noisy", "wrong", "baseline", "overhead")
+            "noisy", "wrong", "baseline", "overhead", "contended")
 #: Words only k >= 2 workers can earn: one worker has nothing to run beside.
-MANY_WORKER_WORDS = ("GIL-bound", "parallel", "IO-overlapped", "serialized", "overhead-bound")
+MANY_WORKER_WORDS = ("GIL-bound", "parallel", "IO-overlapped", "serialized", "overhead-bound",
+                     "contended")
 
 #: One line per verdict word: what it means, for the report's legend.
 EXPLANATIONS = {
     "GIL-bound": "threads took turns holding the GIL: about one core did the work",
-    "parallel": "the workers ran at once on separate cores (cores used near the ideal)",
+    "parallel": "the workers ran at once on separate cores (cores used near the ideal; "
+                "without a GIL, the speedup too)",
     "IO-overlapped": "the waits overlapped: k waits took about as long as one",
     "serialized": "the work ran one task at a time for a reason other than the GIL "
                   "(one by one by design, or greenlets or coroutines sharing one OS "
@@ -42,6 +50,9 @@ EXPLANATIONS = {
     "baseline": "the serial run: one task, a plain call; every speedup divides this",
     "overhead": "one worker: what running the task in that worker cost beside a plain "
                 "call (nothing ran at once, so no word about parallelism applies)",
+    "contended": "no GIL, and the threads kept every core busy, yet ran little or no "
+                 "faster than one: they fought over objects they share (reference "
+                 "counts, per-object locks, cache lines)",
 }
 
 # Margins chosen for a busy 2-core machine. A parallel CPU cell used >= 80% of the
@@ -57,6 +68,14 @@ UNBACKED = 1.2
 ABOVE_IDEAL = 1.1
 #: A boundary this close (share of the ideal) to a figure makes a lone figure unsure.
 MARGIN = 0.05
+#: Without a GIL, threads whose cores reached parallel_cores are contended when their
+#: speedup is at most this: no scaling at all (CPython's Tools/ftscalingbench marks a
+#: speedup <= 1.1x red, "not scaling") ...
+CONTENDED_SPEEDUP = 1.1
+#: ... or at most this share of the cores they used: more than half of the CPU they
+#: burned did no work of the task's (ftscalingbench's yellow band, speedup under half
+#: the threads, is this with the cores at the thread count).
+CONTENDED_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -145,12 +164,32 @@ def unbacked_speedup(speedup: float | None, cores_used: float | None, io_bound: 
     return above_ideal or speedup > UNBACKED * cores_used + 0.1
 
 
+def contended_speedup(speedup: float, cores_used: float) -> bool:
+    """A speedup that cores this busy cannot have come from without a fight: at most
+    CONTENDED_SPEEDUP, or at most CONTENDED_SHARE of the cores used."""
+    return speedup <= max(CONTENDED_SPEEDUP, CONTENDED_SHARE * cores_used)
+
+
+def shares_memory(spec: ExecutorSpec, shape: str | None = None) -> bool:
+    """Whether some workers are threads of one process, so every object is shared
+    between them. The registry's ``shares_gil`` says it: threads of one process share
+    its GIL and, on a build without one, still share its objects (trait ``shares_gil``
+    reads "shares the process" there). A dask shape shares within a worker process of
+    two threads or more."""
+    if spec.baseline:
+        return False
+    if spec.shaped:
+        return bool(shape) and _dask_gil_groups(shape)[1] > 1
+    return spec.shares_gil
+
+
 def _numbers(executor, workers, speedup, cores_used, shape) -> str:
     speed = f"speedup {speedup:.2f}x" if speedup is not None else "no speedup (no baseline)"
     if shape:
         return (f"{speed} on dask {shape} (processes x threads), "
                 f"{cores_used:.2f} cores used")
-    return f"{speed} on {workers} {executor_spec(executor).noun}, {cores_used:.2f} cores used"
+    return (f"{speed} on {workers} {executor_spec(executor).workers_noun(workers)}, "
+            f"{cores_used:.2f} cores used")
 
 
 def judge(*, executor: str, workers: int, speedup: float | None, cores_used: float | None,
@@ -160,13 +199,16 @@ def judge(*, executor: str, workers: int, speedup: float | None, cores_used: flo
           serial_s: float | None = None, shape: str | None = None,
           loop_stall_s: float | None = None, losses: Losses | None = None,
           task_slowdown: float | None = None, baseline_spread: float | None = None,
-          extra_reason: str | None = None) -> Judgement:
+          extra_reason: str | None = None, gil_enabled: bool = True) -> Judgement:
     """The verdict for one cell, with the numbers that led to it.
 
     ``shape`` ("PxT", or "1x2+2x1" for a mixed cluster) is a dask cell's: its
     threads share their worker process's GIL, its processes do not. ``losses`` (from
     where_the_time_went) and ``task_slowdown`` let the reason name where a missing
     speedup went; ``extra_reason`` is a clause an executor adds (dask's own threads).
+    ``gil_enabled`` is the measured interpreter's GIL (env["gil_enabled"], as measured
+    in the run, never guessed from its name): False, and threads of one process are
+    judged by speedup and cores together (``contended``).
     """
     if error:
         return Judgement("wrong", error)
@@ -178,7 +220,8 @@ def judge(*, executor: str, workers: int, speedup: float | None, cores_used: flo
     spec = executor_spec(executor)  # an unknown executor is an error, never judged as another
     numbers = _numbers(executor, workers, speedup, cores_used, shape)
     judged = _judge_numbers(spec, workers, speedup, cores_used, io_bound, cpu_count, numbers,
-                            gil_wait, os_wait, serial_s, shape, losses, task_slowdown)
+                            gil_wait, os_wait, serial_s, shape, losses, task_slowdown,
+                            gil_enabled)
     reason = judged.reason
     ideal = ideal_speedup(workers, cpu_count, io_bound)
     unbacked = not spec.baseline and unbacked_speedup(speedup, cores_used, io_bound, ideal)
@@ -218,20 +261,27 @@ def _turn_takers(spec: ExecutorSpec, shape: str | None, cores_used: float) -> st
 
 
 def _loss_clause(losses: Losses | None, task_slowdown: float | None, gil_wait, os_wait,
-                 noun: str) -> str:
-    """The largest measured part of a missing speedup, in words and numbers."""
+                 noun: str, contention: bool = False) -> str:
+    """The largest measured part of a missing speedup, in words and numbers.
+    ``contention``: the workers are threads with no GIL between them, so a task that
+    ran slower or waited most likely met the others on an object they share."""
     if losses is None:
         return "lost to slower tasks, waits or the executor (not measured apart)"
     main = losses.main
     share = getattr(losses, main)
     if main == "slower_tasks" and task_slowdown is not None:
+        where = ("without a GIL, threads that touch one object slow each other down: "
+                 "reference counts, per-object locks, cache lines; compare processes, which "
+                 "share nothing" if contention else "shared caches, memory, the allocator")
         return (f"each task used {task_slowdown:.2f}x the CPU it needs serially ({share:.0%} "
-                f"of the cell): the task ran slower in its worker (shared caches, memory, "
-                f"the allocator), not start-up or dispatch")
+                f"of the cell): the task ran slower in its worker ({where}), not start-up "
+                f"or dispatch")
     if main == "waiting":
         parts = []
         if gil_wait is not None and gil_wait >= 0.05:
-            parts.append(f"{gil_wait:.0%} waiting for the GIL")
+            # Off-CPU beyond the OS queue: with the GIL off, that is a lock, not the GIL.
+            parts.append(f"{gil_wait:.0%} waiting off-CPU (a lock: the GIL is off)"
+                         if contention else f"{gil_wait:.0%} waiting for the GIL")
         if os_wait is not None and os_wait >= 0.05:
             parts.append(f"{os_wait:.0%} queued for a CPU")
         what = " and ".join(parts) or "waiting"
@@ -241,7 +291,8 @@ def _loss_clause(losses: Losses | None, task_slowdown: float | None, gil_wait, o
 
 
 def _judge_numbers(spec, workers, speedup, cores_used, io_bound, cpu_count, numbers,
-                   gil_wait, os_wait, serial_s, shape, losses, task_slowdown) -> Judgement:
+                   gil_wait, os_wait, serial_s, shape, losses, task_slowdown,
+                   gil_enabled=True) -> Judgement:
     if spec.baseline:
         base = f"{serial_s:.3f} s a task" if serial_s is not None else "one task"
         return Judgement("baseline", f"the serial run: every speedup divides this ({base}, "
@@ -254,17 +305,28 @@ def _judge_numbers(spec, workers, speedup, cores_used, io_bound, cpu_count, numb
         return _judge_io(workers, speedup, ideal, numbers)
     # CPU work on k >= 2 workers: the cores decide first.
     need = parallel_cores(workers, cpu_count)
+    # Without a GIL, threads of one process share every object: busy cores prove nothing
+    # alone. (On one CPU, fighting cannot be told from taking turns: ideal 1.)
+    contention = not gil_enabled and shares_memory(spec, shape)
+    lost = _loss_clause(losses, task_slowdown, gil_wait, os_wait, spec.noun, contention)
     if cores_used >= need:
+        fought = (_judge_busy_without_gil(speedup, cores_used, numbers, spec.noun,
+                                          task_slowdown) if contention and ideal >= 2 else None)
+        if fought is not None:
+            return fought
         if speedup is None or speedup >= PARALLEL_EFFICIENCY * ideal:
             return Judgement("parallel", f"{numbers} (ideal {ideal:.0f})")
         return Judgement("overhead-bound",
                          f"{numbers}: the cores were busy but the wall time did not drop "
-                         f"(ideal {ideal:.0f}): "
-                         + _loss_clause(losses, task_slowdown, gil_wait, os_wait, spec.noun))
+                         f"(ideal {ideal:.0f}): " + lost)
     turns = _turn_takers(spec, shape, cores_used)
     if turns == "thread":
         return Judgement("serialized", f"{numbers}: {spec.noun} share one OS thread and "
                                        "CPU work never yields; the GIL is not the cause")
+    if turns == "gil" and not gil_enabled:
+        return Judgement("serialized", f"{numbers}: the GIL is off, yet the {spec.noun} ran "
+                                       "about one at a time: they waited on each other (a "
+                                       "lock, or an object they share), not on a GIL")
     if turns == "gil":
         wait = (f", a thread waited up to {gil_wait:.0%} of its time for the GIL"
                 if gil_wait is not None and gil_wait >= 0.05 else "")
@@ -276,12 +338,30 @@ def _judge_numbers(spec, workers, speedup, cores_used, io_bound, cpu_count, numb
     if (cores_used < ONE_CORE and losses is not None and losses.main == "waiting"
             and spec.processes):
         return Judgement("serialized", f"{numbers}: the {spec.noun} waited on each other, "
-                                       "not on a GIL (each has its own): "
-                         + _loss_clause(losses, task_slowdown, gil_wait, os_wait, spec.noun))
+                                       "not on a GIL (each has its own): " + lost)
     return Judgement("overhead-bound",
                      f"{numbers}, short of the {need:.1f} cores parallel work would use "
-                     f"(ideal {ideal:.0f}): "
-                     + _loss_clause(losses, task_slowdown, gil_wait, os_wait, spec.noun))
+                     f"(ideal {ideal:.0f}): " + lost)
+
+
+def _judge_busy_without_gil(speedup, cores_used, numbers, noun,
+                            task_slowdown) -> Judgement | None:
+    """Threads with no GIL between them that kept the cores busy: ``contended`` if their
+    speedup says the cores did little of the task's work, None if it does not."""
+    if speedup is None:
+        return Judgement("overhead-bound",
+                         f"{numbers}: no serial run to compare with, and without a GIL busy "
+                         "cores alone do not show the work scaled (threads fighting over "
+                         "objects they share keep every core busy too)")
+    if not contended_speedup(speedup, cores_used):
+        return None
+    slower = (f", each task using {task_slowdown:.2f}x the CPU it needs serially"
+              if task_slowdown is not None and task_slowdown >= 1.05 else "")
+    return Judgement("contended",
+                     f"{numbers}{slower}: {cores_used:.2f} cores busy yet {speedup:.2f}x: the "
+                     f"{noun} fought over objects they share (reference counts, per-object "
+                     "locks, cache lines), not a GIL (it is off); processes, which share "
+                     "nothing, show whether the work itself scales")
 
 
 def _judge_one_worker(spec, speedup, numbers, io_bound, losses, task_slowdown, gil_wait,
@@ -296,7 +376,8 @@ def _judge_one_worker(spec, speedup, numbers, io_bound, losses, task_slowdown, g
     else:
         said = f"{where} took {-cost:.0%} less time than a plain call"
     if speedup < OVERHEAD_AT_ONE and not io_bound:
-        said += ": " + _loss_clause(losses, task_slowdown, gil_wait, os_wait, spec.noun)
+        said += ": " + _loss_clause(losses, task_slowdown, gil_wait, os_wait,
+                                    spec.workers_noun(1))
     return Judgement("overhead", f"{said} ({numbers})")
 
 

@@ -6,8 +6,9 @@ Split along the lab's one-way pipeline, each module importing only those before 
   (schema gillab/convoy/1); no clocks;
 - ``measuring``: background threads, probes, the echo server, sampling: the only
   convoy module that reads clocks; it never prints;
-- ``verdict``: baseline / no convoy / tail convoy / convoy / blocked, and why;
-- ``report``: rows -> lines;
+- ``verdict``: baseline / no convoy / tail convoy / convoy / blocked, and for the loop
+  probe responsive / starved / blocked / self-blocked, and why;
+- ``report``: rows -> lines, and the loop probe's plot;
 - ``cli``: arguments -> lines (``main``), for __main__.
 
 This file imports none of them up front, so importing one module of the package

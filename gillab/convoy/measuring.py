@@ -3,7 +3,9 @@
 The main thread times one small IO operation at a time (a 1 ms sleep, a 1-byte
 socketpair round trip, a request to the lab's own TCP echo server) while one
 background thread computes. Every GIL hand-off the main thread needs shows up as
-latency. The clocks are gillab.measure.latency's (the background thread's calls, each
+latency. The loop probe runs an asyncio event loop in the main thread instead and times
+its 1 ms timer while the work runs on a thread (asyncio.to_thread), inline in the loop,
+or in a one-process pool (loop.run_in_executor). The clocks are gillab.measure.latency's (the background thread's calls, each
 operation, the noise); this module reads none. It returns plain records
 (gillab.convoy.records) and never prints.
 """
@@ -17,12 +19,13 @@ import time
 from gillab import kernels
 from gillab.measure import latency
 from gillab.measure.latency import BackgroundThread
-from gillab.convoy.records import (CALL_S, GAP_S, PROBES, SLEEP_S, SMALL_SWITCH_INTERVAL,
-                                   WARMUP, Reading)
+from gillab.convoy.records import (CALL_S, GAP_S, LOOP_PROBE, PROBES, SLEEP_S,
+                                   SMALL_SWITCH_INTERVAL, TICK_S, WARMUP, WHERES, Reading)
 from gillab.core.errors import UserError
 
 __all__ = ["TIMEOUT_S", "calibrate_call", "BackgroundThread", "SleepProbe", "SocketpairProbe",
-           "EchoServer", "EchoProbe", "open_probe", "run_readings", "measure_run"]
+           "EchoServer", "EchoProbe", "open_probe", "run_readings", "run_loop_readings",
+           "loop_row_plan", "measure_run"]
 
 #: Any socket wait or thread join longer than this is a failure, not a latency.
 TIMEOUT_S = 10.0
@@ -199,7 +202,7 @@ def open_probe(name: str, echo_address=None):
 
 
 def run_readings(backgrounds, probes, intervals, n_samples: int, sizes: dict,
-                 on_step=None) -> list[Reading]:
+                 on_step=None, total: int = 0) -> list[Reading]:
     """Measure every (background, probe, switch interval) and return a Reading for each.
 
     ``sizes`` maps each CPU background to the n of one call (calibrate_call). One
@@ -209,7 +212,7 @@ def run_readings(backgrounds, probes, intervals, n_samples: int, sizes: dict,
     server and socket stopped or closed, whatever happens, Ctrl-C included.
     """
     previous_interval = sys.getswitchinterval()
-    total = len(backgrounds) * len(probes) * len(intervals)
+    total = total or len(backgrounds) * len(probes) * len(intervals)
     readings: list[Reading] = []
     opened: dict = {}
     server = None
@@ -244,8 +247,9 @@ def run_readings(backgrounds, probes, intervals, n_samples: int, sizes: dict,
                 if thread is not None:
                     thread.stop()
             call_s = thread.call_s if thread is not None else None
+            where = None if thread is None else "thread"
             readings += [Reading(background, probe_name, interval, samples.latencies,
-                                 samples.noise, call_s)
+                                 samples.noise, call_s, where)
                          for probe_name, interval, samples in rows]
     finally:
         sys.setswitchinterval(previous_interval)
@@ -256,19 +260,80 @@ def run_readings(backgrounds, probes, intervals, n_samples: int, sizes: dict,
     return readings
 
 
-def measure_run(backgrounds, probes, samples: int, on_step=None) -> tuple[list[Reading], dict]:
-    """Calibrate each background's call, then measure every row at the default and the
-    small switch interval. Returns the readings and the run's settings (for the JSON)."""
-    default = sys.getswitchinterval()
-    intervals = tuple(dict.fromkeys((default, SMALL_SWITCH_INTERVAL)))
+def loop_row_plan(backgrounds) -> list[tuple]:
+    """(background, where) of every loop row: nothing, then each kernel in each place."""
+    return [("none", None)] + [(b, where) for b in backgrounds if b != "none"
+                               for where in WHERES]
+
+
+def run_loop_readings(backgrounds, intervals, n_samples: int, sizes: dict, on_step=None,
+                      done: int = 0, total: int = 0) -> list[Reading]:
+    """The loop probe's rows: an asyncio loop's 1 ms timer beside each background run
+    on a thread (asyncio.to_thread), inline in the loop, and in a one-process pool
+    (loop.run_in_executor). The pool is started (and warmed) before the first row and
+    stopped, like the switch interval restored, whatever happens."""
+    from gillab.measure.executors import ProcessPool
+
+    plan = loop_row_plan(backgrounds)
+    previous_interval = sys.getswitchinterval()
+    got: list[tuple] = []
+    pool = None
+    try:
+        if any(where == "process" for _, where in plan):
+            pool = ProcessPool(1, timeout_s=TIMEOUT_S)
+        for background, where in plan:
+            name = None if background == "none" else background
+            for interval in intervals:
+                if on_step is not None:
+                    place = f" ({where})" if where else ""
+                    on_step(done + len(got) + 1, total, f"{background}{place} / loop "
+                            f"@ {interval * 1000:g} ms")
+                sys.setswitchinterval(interval)
+                try:
+                    got.append((background, where, interval, latency.measure_loop_lag(
+                        name, sizes.get(background, 1), where, n_samples, WARMUP, TICK_S,
+                        pool=pool and pool.pool, timeout_s=TIMEOUT_S)))
+                finally:
+                    sys.setswitchinterval(previous_interval)
+    finally:
+        sys.setswitchinterval(previous_interval)
+        if pool is not None:
+            pool.close()
+    # A kernel's speed alone: its fastest call anywhere in the run (the process pool's
+    # calls share no GIL), not the calibration's, which a busy moment can slow.
+    fastest: dict = {}
+    for background, _, _, s in got:
+        if s.fastest_s:
+            fastest[background] = min(s.fastest_s, fastest.get(background, s.fastest_s))
+    return [Reading(background, LOOP_PROBE, interval, s.latencies, s.noise, s.call_s, where,
+                    s.rate, sizes[background] / fastest[background]
+                    if background in fastest else None)
+            for background, where, interval, s in got]
+
+
+def measure_run(backgrounds, probes, samples: int, on_step=None,
+                intervals=None) -> tuple[list[Reading], dict]:
+    """Calibrate each background's call, then measure every row at each switch interval
+    (default: Python's own and the lesson's 0.1 ms). Returns the readings and the run's
+    settings (for the JSON)."""
+    if not intervals:
+        intervals = (sys.getswitchinterval(), SMALL_SWITCH_INTERVAL)
+    intervals = tuple(dict.fromkeys(intervals))
     sizes = {}
     for name in backgrounds:
         if name != "none":
             if on_step is not None:
                 on_step(0, 0, f"calibrating {name}: calls of ~{CALL_S * 1000:g} ms")
             sizes[name] = calibrate_call(name)
-    readings = run_readings(backgrounds, probes, intervals, samples, sizes, on_step)
+    thread_probes = tuple(p for p in probes if p != LOOP_PROBE)
+    total = len(intervals) * (len(backgrounds) * len(thread_probes) + (
+        len(loop_row_plan(backgrounds)) if LOOP_PROBE in probes else 0))
+    readings = run_readings(backgrounds, thread_probes, intervals, samples, sizes,
+                            on_step, total) if thread_probes else []
+    if LOOP_PROBE in probes:
+        readings += run_loop_readings(backgrounds, intervals, samples, sizes, on_step,
+                                      len(readings), total)
     settings = {"samples": samples, "switch_intervals": list(intervals),
                 "call_ms": CALL_S * 1000, "sizes": sizes, "sleep_ms": SLEEP_S * 1000,
-                "gap_ms": GAP_S * 1000, "warmup": WARMUP}
+                "tick_ms": TICK_S * 1000, "gap_ms": GAP_S * 1000, "warmup": WARMUP}
     return readings, settings

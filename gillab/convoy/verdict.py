@@ -1,6 +1,7 @@
 """The words of ``convoy``: each row judged against the baseline with no background thread.
 
-baseline, no convoy, tail convoy, convoy, blocked, and a reason in numbers for each.
+baseline, no convoy, tail convoy, convoy, blocked, and a reason in numbers for each;
+the loop probe's rows: baseline, responsive, starved, blocked, self-blocked.
 The verdict is read from the rows' figures; what each background kernel does with
 the GIL comes in as a trait (``releases_gil``) from the caller, never looked up by
 name here. Pure functions over gillab.convoy.records rows: no clocks, no printing.
@@ -10,11 +11,11 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from gillab.convoy.records import Row, interval_text, ms_text
+from gillab.convoy.records import LOOP_PROBE, Row, interval_text, ms_text
 # Above this share of the machine taken by other processes, a row is marked noisy.
 from gillab.measure.noise import NOISE_LIMIT
 
-__all__ = ["VERDICTS", "NOISE_LIMIT", "HOLDS_WHOLE_CALL", "judge", "judge_rows"]
+__all__ = ["VERDICTS", "NOISE_LIMIT", "HOLDS_WHOLE_CALL", "judge", "judge_loop", "judge_rows"]
 
 #: The verdict words of convoy rows and what each means (the report's legend).
 VERDICTS = {
@@ -27,6 +28,14 @@ VERDICTS = {
               "interval shortens the wait",
     "blocked": "the typical operation (p50) waits for the GIL, and a smaller switch "
                "interval does not help: only the end of the busy thread's call frees it",
+    # The loop probe's own words (its other rows are baseline or blocked).
+    "responsive": "the loop's 1 ms timer fires about as late as with nothing beside it: the "
+                  "work released the GIL or ran in another process",
+    "starved": "the loop's timer waits for the GIL, which a thread running Python keeps "
+               "until the switch interval forces it to let go: its lag is about one "
+               "interval, and a smaller interval shortens it",
+    "self-blocked": "the work runs inside the loop itself: every timer waits for the "
+                    "callback to return (its lag is about one call), whatever the interval",
 }
 
 # Margins for a busy 2-core machine. A row is slow when its p50 exceeds 1.5x the
@@ -147,6 +156,78 @@ def _tail_why(row: Row, base: Row, twins: dict, bases: dict, call: str) -> str:
     return why
 
 
+def _noise_text(row: Row) -> str:
+    return (f" and other processes took {row.noise:.0%} of the machine"
+            if row.noise is not None and row.noise > NOISE_LIMIT else "")
+
+
+def judge_loop(row: Row, base: Row, twins: dict, bases: dict, cpu_count: int | None = None,
+               releases_gil: bool = False) -> tuple[str, str]:
+    """(verdict, reason) for one row of the loop probe: its p50 is the timer's lag.
+
+    The same bound as the other probes decides whether the lag is long (``_slow``).
+    A long lag is then named by where the work ran (``row.where``) and by the numbers:
+    inline work blocks the loop for a call; beside a thread, a lag still far longer
+    than the smallest switch interval measured is a wait for the end of a call that
+    holds the GIL (``_waits_for_call``), else it is the switch interval itself. Work
+    that ran in another process, or released the GIL, leaves only the CPUs to wait for.
+    """
+    alone = f"p99 {ms_text(row.p99_ms)} ms; {ms_text(base.p50_ms)} ms alone"
+    if row.background == "none":
+        return "baseline", (f"nothing beside the loop: lag p50 {ms_text(row.p50_ms)} ms, "
+                            f"p99 {ms_text(row.p99_ms)} ms, the reference")
+    work, interval = row.background, interval_text(row.switch_interval)
+    lag = f"lag p50 {ms_text(row.p50_ms)} ms"
+    if not _slow(row, base):
+        why = (f"{work} ran in another process, with a GIL of its own"
+               if row.where == "process" else
+               f"{work} releases the GIL while it computes" if releases_gil else
+               f"the {interval} switch interval hands the GIL back before the lag shows")
+        share = row.throughput_share
+        if row.where == "thread" and not releases_gil and share is not None and share < 0.5:
+            why += (f"; but {work} ran at {share:.0%} of its speed alone: it seldom held "
+                    "the GIL when the timer fired")
+        return "responsive", f"{lag} ({alone}): {why}"
+    call_ms = row.call_ms if row.call_ms is not None else math.nan
+    if row.where == "loop":
+        return "self-blocked", (
+            f"{lag} = {row.p50_ms / call_ms:.1f}x the {call_ms:.1f} ms callback that runs "
+            f"{work} inline ({alone}): the loop fires no timer until its own callback "
+            "returns")
+    if row.where == "process" or releases_gil:
+        place = "ran in another process" if row.where == "process" else "releases the GIL"
+        return "starved", (f"{lag} ({alone}), not for the GIL ({work} {place}): the OS "
+                           f"shares {cpu_count or 'the'} CPUs with work that never rests"
+                           f"{_noise_text(row)}")
+    excess = row.p50_ms - base.p50_ms
+    if _waits_for_call(twins, bases):
+        return "blocked", (
+            f"{lag} = {excess / call_ms:.1f}x the {call_ms:.1f} ms call ({alone}): {work} "
+            "on a thread holds the GIL from the start of each call to its end, and no "
+            "switch interval cuts it short")
+    return "starved", (
+        f"{lag} = {excess / (row.switch_interval * 1000):.1f}x the {interval} switch "
+        f"interval ({alone}): {work} on a thread (asyncio.to_thread) keeps the GIL until "
+        "the interval forces it to let go")
+
+
+#: Beside a GIL-holding thread, the loop's lag at the smallest switch interval measured
+#: is a wait for the end of a call when it exceeds this many intervals (+ P50_SLACK_MS)
+#: and this share of a call: the interval did not bring the GIL back.
+INTERVALS_BEFORE_BLOCKED, CALL_SHARE_BLOCKED = 3, 0.3
+
+
+def _waits_for_call(twins: dict, bases: dict) -> bool:
+    """Did the row at the smallest switch interval still wait far longer than it?"""
+    smallest = min(twins)
+    row, base = twins[smallest], bases[smallest]
+    if row.call_ms is None:
+        return False
+    excess = row.p50_ms - base.p50_ms
+    return excess > max(INTERVALS_BEFORE_BLOCKED * smallest * 1000 + P50_SLACK_MS,
+                        CALL_SHARE_BLOCKED * row.call_ms)
+
+
 def judge_rows(rows, cpu_count: int | None = None, *, releases_gil: dict) -> list[Row]:
     """Give every row its verdict, reason, baseline figures and ratio.
 
@@ -158,19 +239,21 @@ def judge_rows(rows, cpu_count: int | None = None, *, releases_gil: dict) -> lis
     bases = {(r.probe, r.switch_interval): r for r in rows if r.background == "none"}
     pairs: dict = {}
     for r in rows:
-        pairs.setdefault((r.background, r.probe), {})[r.switch_interval] = r
+        pairs.setdefault((r.background, r.where, r.probe), {})[r.switch_interval] = r
     judged = []
     for r in rows:
         base = bases.get((r.probe, r.switch_interval))
         if base is None:
             raise ValueError(f"no baseline row for {r.probe} at "
                              f"{interval_text(r.switch_interval)}")
-        probe_bases = {iv: bases[(r.probe, iv)] for iv in pairs[(r.background, r.probe)]}
+        twins = pairs[(r.background, r.where, r.probe)]
+        probe_bases = {iv: bases[(r.probe, iv)] for iv in twins}
         if r.background != "none" and r.background not in releases_gil:
             raise ValueError(f"releases_gil does not say whether {r.background} releases "
                              "the GIL")
-        verdict, reason = judge(r, base, pairs[(r.background, r.probe)], probe_bases,
-                                cpu_count, releases_gil.get(r.background, False))
+        judge_row = judge_loop if r.probe == LOOP_PROBE else judge
+        verdict, reason = judge_row(r, base, twins, probe_bases, cpu_count,
+                                    releases_gil.get(r.background, False))
         ratio = round(r.p50_ms / base.p50_ms, 2) if base.p50_ms > 0 else None
         judged.append(dataclasses.replace(
             r, verdict=verdict, reason=reason, baseline_p50_ms=base.p50_ms,

@@ -8,6 +8,9 @@ import sys
 import sysconfig
 from importlib import metadata
 
+# One reading of the GIL for every command (gillab.core.gilstate), re-exported here.
+from gillab.core.gilstate import free_threaded_build, gil_enabled
+
 __all__ = ["collect_env", "gil_enabled", "free_threaded_build", "cpu_count", "build_info"]
 
 
@@ -26,17 +29,6 @@ def _built_with_cython() -> str | None:
     except ImportError:
         return None
     return _kernels.CYTHON_VERSION
-
-
-def free_threaded_build() -> bool:
-    """True on a CPython built with --disable-gil (PEP 703)."""
-    return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
-
-
-def gil_enabled() -> bool:
-    """Whether the GIL is on right now (a free-threaded build can turn it back on)."""
-    is_enabled = getattr(sys, "_is_gil_enabled", None)
-    return True if is_enabled is None else bool(is_enabled())
 
 
 def cpu_count() -> int:
@@ -68,6 +60,9 @@ def collect_env() -> dict:
         "implementation": platform.python_implementation(),
         "executable": sys.executable,
         "gil_enabled": gil_enabled(),
+        # The modules whose import turned the GIL on: a command that watches its run
+        # (gillab.core.gilstate.watch_gil) fills it in; [] until then.
+        "gil_enabled_by": [],
         "free_threaded_build": free_threaded_build(),
         "cpu_count": cpu_count(),
         "cython": _built_with_cython(),

@@ -19,7 +19,9 @@ class ExecutorSpec:
 
     name: str
     noun: str                    # what a reason calls its workers ("pool threads")
-    shares_gil: bool             # workers are threads of the measuring process (one GIL)
+    shares_gil: bool             # workers are threads of the measuring process (one GIL);
+    #                              with the GIL off it still means one process: every object
+    #                              is shared (compare.verdict.shares_memory, `contended`)
     processes: bool              # each worker is an OS process of its own
     start_method: bool           # a multiprocessing start method applies
     starts_per_run: bool         # workers start inside each timed run (threads, processes)
@@ -33,6 +35,14 @@ class ExecutorSpec:
     shaped: bool = False         # workers come as a cluster shape, P processes x T threads,
     #                              the threads of each process sharing its GIL (dask)
     event_loop: bool = False     # runs on one asyncio event loop (--loop picks which loop)
+
+    def workers_noun(self, count: int) -> str:
+        """What a reason calls ``count`` workers: ``noun`` ("pool threads"), or for one
+        worker ``one_noun`` without its article ("pool thread")."""
+        if count != 1:
+            return self.noun
+        article, _, rest = self.one_noun.partition(" ")
+        return rest if article in ("a", "an") and rest else self.one_noun
 
 
 SPECS: dict[str, ExecutorSpec] = {s.name: s for s in (

@@ -6,6 +6,8 @@ measures the other executors.
 """
 from __future__ import annotations
 
+import functools
+import os
 import pickle
 import select
 import subprocess
@@ -39,12 +41,17 @@ def measure_gevent_cells(task: kernels.Task, workers_list, *, repeat: int,
     # Every try of every repeat may run to the timeout, plus the child's start-up.
     cell_budget_s = timeout_s * repeat * max_tries + startup_s
     with tempfile.TemporaryFile() as errors:  # a pipe could fill and block the child
-        # preexec: the child ignores Ctrl-C (ours to handle) and dies with this process.
-        with forking():  # preexec_fn runs at-fork hooks here: see gillab.core.procutil
-            proc = subprocess.Popen([sys.executable, "-m", "gillab.measure.gevent_child"],
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=errors, preexec_fn=child_preexec)
+        # preexec: the child ignores Ctrl-C (ours to handle) and dies with this process,
+        # or at once if this process died before it asked.
+        preexec = functools.partial(child_preexec, os.getpid())
+        proc = None
         try:
+            # A Ctrl-C during the start is raised as the block ends, proc already set:
+            # inside the try, so the child is killed with the rest.
+            with forking():  # preexec_fn runs at-fork hooks here: see gillab.core.procutil
+                proc = subprocess.Popen([sys.executable, "-m", "gillab.measure.gevent_child"],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=errors, preexec_fn=preexec)
             pickle.dump(request, proc.stdin)
             proc.stdin.close()
             failure = None
@@ -64,10 +71,11 @@ def measure_gevent_cells(task: kernels.Task, workers_list, *, repeat: int,
                             continue
                 yield workers, CellFailure(failure)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-            proc.stdout.close()
+            if proc is not None:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait()
+                proc.stdout.close()
 
 
 def _await_child(proc, budget_s: float) -> str | None:

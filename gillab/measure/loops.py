@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+import threading
 from dataclasses import dataclass
 
-from gillab.measure.bounded import call_bounded
+from gillab.core.errors import one_line
+from gillab.measure.bounded import CallTimeout, call_bounded, remaining
 from gillab.measure.calibrate import autorange
 from gillab.measure.clocks import GilProbe, TaskClock, machine_busy, now, own_cpu, timed
 from gillab.measure.noise import noise_share
@@ -71,11 +73,52 @@ def autorange_loop(loop, deadline: float, min_task_s: float = 0.1) -> tuple[int,
                         name="gillab-check")
 
 
+class _OwnLoops:
+    """Each thread's own loop, made in that thread before the start signal by
+    ``own(i)`` (SETUP run once per thread): what SETUP makes is the thread's alone."""
+
+    def __init__(self, own, n_threads: int):
+        self.own = own
+        self.loops: list = [None] * n_threads
+        self.errors: list = [None] * n_threads
+        self.made = [threading.Event() for _ in range(n_threads)]
+
+    def ready(self, i: int) -> None:
+        try:
+            self.loops[i] = self.own(i)
+        except _STATEMENT_ERRORS as exc:  # the worker must still park: reported as its error
+            self.errors[i] = one_line(exc)
+        finally:
+            self.made[i].set()
+
+    def wait(self, deadline: float) -> None:
+        for made in self.made:
+            if not made.wait(remaining(deadline)):
+                raise CallTimeout("SETUP (once per thread) did not return")
+
+    def task(self, calls: int):
+        def work(i, at):
+            if self.errors[i] is not None:
+                return TaskClock(None, f"SETUP in its own thread: {self.errors[i]}", 0.0, 0.0)
+            return timed(lambda: self.loops[i](calls), at, calls, _STATEMENT_ERRORS)
+        return work
+
+
 def run_threads(loop, calls: int, n_threads: int, deadline: float,
-                probe: bool = False) -> Run:
-    """``n_threads`` threads each run ``loop(calls)`` from one start signal."""
-    run = ThreadRun(lambda i, at: timed(lambda: loop(calls), at, calls, _STATEMENT_ERRORS),
-                    n_threads, name="gillab-check").start()
+                probe: bool = False, own=None) -> Run:
+    """``n_threads`` threads each run ``loop(calls)`` from one start signal.
+
+    With ``own`` (``own(i) -> loop``), each thread first makes its own loop, before the
+    start signal and outside the clocks: SETUP run once per thread, so no object SETUP
+    makes is shared (CallTimeout if one never returns by ``deadline``)."""
+    if own is None:
+        run = ThreadRun(lambda i, at: timed(lambda: loop(calls), at, calls, _STATEMENT_ERRORS),
+                        n_threads, name="gillab-check").start()
+    else:
+        owned = _OwnLoops(own, n_threads)
+        run = ThreadRun(owned.task(calls), n_threads, name="gillab-check",
+                        ready=owned.ready).start()
+        owned.wait(deadline)
     gil_probe = GilProbe(PROBE_INTERVAL_S) if probe else None
     if gil_probe is not None:
         gil_probe.__enter__()

@@ -51,13 +51,19 @@ class ThreadRun:
     """k daemon threads of this process (daemon: one that never returns can be left
     behind), each running ``work(i, at)`` after the start signal."""
 
-    def __init__(self, work, n_workers: int, name: str = "gillab-worker"):
+    def __init__(self, work, n_workers: int, name: str = "gillab-worker", ready=None):
         self.line = StartLine(n_workers)
         self.results: list = [None] * n_workers
+        # ready(i) runs in worker i before it parks: what it builds is that thread's own
+        # (a free-threaded CPython's biased reference counts favour the thread that made
+        # an object). It must not raise: a worker that never parks stalls the start line.
+        self.ready = ready
         self.threads = [threading.Thread(target=self._body, args=(work, i), daemon=True,
                                          name=f"{name}-{i}") for i in range(n_workers)]
 
     def _body(self, work, i: int) -> None:
+        if self.ready is not None:
+            self.ready(i)
         at = self.line.wait()
         self.results[i] = work(i, at)
 

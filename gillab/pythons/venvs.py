@@ -186,9 +186,17 @@ def ensure_venv(interp, sources: dict | None = None, fingerprint: str | None = N
         lock.release()
 
 
+def _installed_requires(python: str, cwd: str) -> list:
+    """gillab's requirements as the venv's own pip installed them (PEP 508 strings)."""
+    import subprocess
+
+    return json.loads(subprocess.run(
+        [python, "-I", "-c", _READ_REQUIRES], capture_output=True, text=True,
+        check=True, cwd=cwd, stdin=subprocess.DEVNULL).stdout)
+
+
 def _make_venv(interp, venv: str, sources: dict, fingerprint: str, say) -> None:
     import shutil
-    import subprocess
     import tempfile
 
     label = interp.label or interp.version
@@ -214,9 +222,7 @@ def _make_venv(interp, venv: str, sources: dict, fingerprint: str, say) -> None:
             with open(log_path, "w", encoding="utf-8") as log:
                 _pip_step(pip + ["--no-deps", src], log,
                           f"pip could not build gillab for {label} (log: {log_path})")
-                requires = json.loads(subprocess.run(
-                    [python, "-I", "-c", _READ_REQUIRES], capture_output=True, text=True,
-                    check=True, cwd=src, stdin=subprocess.DEVNULL).stdout)
+                requires = _installed_requires(python, src)
                 deps = dependencies_for(requires, interp.free_threaded)
                 if deps:
                     _pip_step(pip + deps, log, f"pip could not install {', '.join(deps)} "

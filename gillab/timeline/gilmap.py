@@ -21,6 +21,17 @@ FUTEX_NR = {"x86_64": 202, "aarch64": 98, "arm64": 98, "i686": 240, "armv7l": 24
             "ppc64le": 221, "s390x": 238, "riscv64": 98}
 #: futex_waitv(2) (Linux 5.16+), the same number on every architecture above.
 FUTEX_WAITV_NR = 449
+#: The syscalls an event loop (asyncio's selector, selectors, select) blocks in while it
+#: waits for its next timer or file: epoll_wait, epoll_pwait, poll, select, pselect6,
+#: ppoll, and epoll_pwait2 (441 everywhere). aarch64 has only the p-variants.
+POLL_NRS = {"x86_64": frozenset({232, 281, 7, 23, 270, 271, 441}),
+            "aarch64": frozenset({22, 72, 73, 441}), "arm64": frozenset({22, 72, 73, 441})}
+
+
+def poll_syscalls(machine: str | None = None) -> frozenset:
+    """The event-loop syscall numbers of ``machine`` (this one by default); empty when
+    they are not known here, and then no thread is named an event loop."""
+    return POLL_NRS.get(machine or platform.machine(), frozenset())
 
 #: The five states of the picture, plus a block too short for any sample to see, and
 #: a futex wait that cannot be told apart (GIL or another lock: read from wchan).

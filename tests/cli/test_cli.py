@@ -23,7 +23,7 @@ class TestEnvAndKernels:
         result = run_gillab("kernels")
         assert result.returncode == 0, result.stderr
         names = [line.split()[0] for line in result.stdout.splitlines()]
-        assert names == ["py", "cy_gil", "cy_nogil", "bigint", "sleep"]
+        assert names == ["py", "py_shared", "cy_gil", "cy_nogil", "bigint", "sleep"]
 
     def test_kernels_calibrate_measures_against_c(self):
         result = run_gillab("kernels", "--calibrate", "--target-s", "0.05")

@@ -71,6 +71,19 @@ class TestVerdictOf:
                           nudge=0.05).verdict == "parallel"
 
 
+class TestTheGilFact:
+    """The run's measured GIL reaches the verdict through the subject."""
+
+    def test_the_same_repeats_are_contended_only_with_the_gil_off(self):
+        # Two threads busy on 1.9 cores that took as long as two serial tasks in a row.
+        reps = [repeat(0.6, 1.14, task_cpu=0.57, task_wall=0.6, before=0.3)]
+        with_gil = build_cell(subject(), "threads", 2, measured(*reps), 0.1, 2)
+        without = build_cell(subject(gil_enabled=False), "threads", 2, measured(*reps), 0.1, 2)
+        assert with_gil.verdict == "overhead-bound"
+        assert without.verdict == "contended"
+        assert "1.90 cores busy yet 1.00x" in without.reason
+
+
 class TestSettled:
     """When measure_cell may stop adding repeats."""
 

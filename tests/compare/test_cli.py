@@ -243,7 +243,7 @@ class TestBadInput:
     """Usage errors exit 2 with the valid names; nothing is measured."""
 
     @pytest.mark.parametrize("args,expected", [
-        (["-k", "nope"], "choose from 'py', 'cy_gil', 'cy_nogil', 'bigint', 'sleep'"),
+        (["-k", "nope"], "choose from 'py', 'py_shared', 'cy_gil', 'cy_nogil', 'bigint', 'sleep'"),
         (["-e", "fibers"], "choose from 'serial', 'threads'"),
         (["-w", "0"], "must be >= 1"),
         (["-w", "abc"], "not a whole number"),

@@ -107,6 +107,15 @@ class TestTable:
         assert "GIL-bound (threads x2): speedup 1.00x on 2 threads" in text
         assert "parallel (processes x2): speedup 1.97x" in text
 
+    def test_a_contended_cell_explains_the_word_once(self, run):
+        contended = cell(verdict="contended", kernel="py_shared", cores_used=1.87,
+                         speedup=0.56, reason="speedup 0.56x on 2 threads, 1.87 cores used")
+        lines = format_table(CompareRun(ENV, (*run.cells, contended, contended), {}))
+        text = " ".join(" ".join(lines).split())
+        assert text.count("contended: no GIL, and the threads kept every core busy") == 1
+        assert "py_shared shows it beside py" in text
+        assert "contended: no GIL" not in " ".join(format_table(run))
+
     def test_noisy_and_wrong_cells_are_called_out(self, run):
         text = "\n".join(format_table(run))
         assert "WARNING: 1 cell(s) ran while other processes took the CPU" in text

@@ -176,6 +176,7 @@ def test_every_word_is_reachable():
         verdict(correct=False).verdict,
         verdict(executor="serial", workers=1).verdict,
         verdict(workers=1).verdict,
+        verdict(speedup=0.56, cores_used=1.87, gil_enabled=False).verdict,
     }
     assert seen == set(VERDICTS)
 
@@ -220,3 +221,73 @@ class TestDaskShapes:
         j = verdict(executor="dask", shape="1x2", speedup=1.0, cores_used=1.0,
                     loop_stall_s=4.07)
         assert j.reason.endswith("froze its worker's event loop for 4.07 s (no heartbeats)")
+
+
+class TestWithoutGil:
+    """With the GIL off, threads of one process run at once and share every object: busy
+    cores no longer prove scaling, so speedup and cores must agree (3.13t's figures)."""
+
+    def test_threads_that_fill_the_cores_yet_run_slower_are_contended(self):
+        # One dict shared by two threads on 3.13t, GIL off: 0.56x on 1.87 cores.
+        j = verdict(speedup=0.56, cores_used=1.87, gil_enabled=False, task_slowdown=3.3)
+        assert j.verdict == "contended"
+        assert "1.87 cores busy yet 0.56x" in j.reason
+        assert "each task using 3.30x the CPU it needs serially" in j.reason
+        assert "fought over objects they share" in j.reason
+        assert "not a GIL" in j.reason
+
+    def test_no_scaling_at_all_is_contended(self):
+        # A module-level counter on 3.13t, GIL off: 1.01x on 1.91 cores.
+        assert verdict(speedup=1.01, cores_used=1.91, gil_enabled=False).verdict == "contended"
+
+    def test_the_same_figures_with_a_gil_are_not_contended(self):
+        # With a GIL, threads that fill two cores are not fighting over objects: the
+        # word needs the measured fact that the GIL was off.
+        assert verdict(speedup=0.56, cores_used=1.87).verdict == "overhead-bound"
+
+    def test_processes_share_nothing_so_they_never_contend(self):
+        j = verdict(executor="processes", speedup=0.56, cores_used=1.87, gil_enabled=False)
+        assert j.verdict == "overhead-bound"
+
+    def test_threads_that_scale_are_parallel(self):
+        # Locals only on 3.13t, GIL off: 1.98x on 1.96 cores.
+        assert verdict(speedup=1.98, cores_used=1.96, gil_enabled=False).verdict == "parallel"
+
+    def test_a_partial_speedup_names_shared_objects_as_the_likely_loss(self):
+        # An attribute of one shared object on 3.13t: 1.46x, the tasks ran slower.
+        from gillab.compare.verdict import Losses
+
+        j = verdict(speedup=1.46, cores_used=1.9, gil_enabled=False, task_slowdown=1.3,
+                    losses=Losses(slower_tasks=0.2, waiting=0.02, executor=0.01))
+        assert j.verdict == "overhead-bound"
+        assert "threads that touch one object slow each other down" in j.reason
+        with_gil = verdict(speedup=1.46, cores_used=1.9, task_slowdown=1.3,
+                           losses=Losses(slower_tasks=0.2, waiting=0.02, executor=0.01))
+        assert "shared caches, memory, the allocator" in with_gil.reason
+
+    def test_threads_on_one_core_without_a_gil_are_serialized_not_gil_bound(self):
+        j = verdict(speedup=1.0, cores_used=1.0, gil_wait=0.5, gil_enabled=False)
+        assert j.verdict == "serialized"
+        assert "the GIL is off" in j.reason
+
+    def test_busy_cores_without_a_baseline_are_not_parallel(self):
+        j = verdict(speedup=None, cores_used=1.95, gil_enabled=False)
+        assert j.verdict == "overhead-bound"
+        assert "busy cores alone do not show the work scaled" in j.reason
+
+    def test_half_the_cores_wasted_is_contended_on_more_cpus(self):
+        # 4 threads on 4 CPUs: 1.6x on 3.7 cores leaves over half the CPU burned idle.
+        assert verdict(workers=4, cpu_count=4, speedup=1.6, cores_used=3.7,
+                       gil_enabled=False).verdict == "contended"
+        assert verdict(workers=4, cpu_count=4, speedup=2.2, cores_used=3.7,
+                       gil_enabled=False).verdict == "overhead-bound"
+
+    def test_one_cpu_cannot_tell_fighting_from_taking_turns(self):
+        assert verdict(cpu_count=1, speedup=1.0, cores_used=1.0,
+                       gil_enabled=False).verdict == "parallel"
+
+    def test_dask_threads_of_one_process_contend_its_processes_do_not(self):
+        assert verdict(executor="dask", shape="1x2", speedup=0.6, cores_used=1.9,
+                       gil_enabled=False).verdict == "contended"
+        assert verdict(executor="dask", shape="2x1", speedup=0.6, cores_used=1.9,
+                       gil_enabled=False).verdict == "overhead-bound"

@@ -72,6 +72,57 @@ class TestCoresLead:
         assert "no speedup (no baseline)" in j.reason
 
 
+#: Executors whose workers are threads of the measuring process (trait shares_gil).
+THREAD_EXECUTORS = [e for e in CPU_EXECUTORS if registry.spec(e).shares_gil]
+
+
+class TestWithoutGil:
+    """Without a GIL, cores and speedup must agree before a cell is parallel."""
+
+    @given(executor=st.sampled_from(THREAD_EXECUTORS), cpus=st.integers(2, 64),
+           workers=st.integers(2, 64), busy=st.floats(0.8, 1.05),
+           speedup=st.floats(0.0, 1.1))
+    def test_busy_cores_and_no_speedup_are_never_parallel(self, executor, cpus, workers,
+                                                          busy, speedup):
+        ideal = min(workers, cpus)
+        j = verdict(executor=executor, workers=workers, cpu_count=cpus, speedup=speedup,
+                    cores_used=busy * ideal, gil_enabled=False)
+        assert j.verdict == "contended"
+
+    @given(executor=st.sampled_from(CPU_EXECUTORS), workers=st.integers(2, 8),
+           speedup=st.none() | st.floats(0.0, 100.0), cores=st.floats(0.0, 8.0),
+           gil_enabled=st.booleans())
+    def test_parallel_without_a_gil_has_the_speedup_to_show_for_it(
+            self, executor, workers, speedup, cores, gil_enabled):
+        shape = "1x2" if executor == "dask" else None
+        j = verdict(executor=executor, workers=workers, speedup=speedup, cores_used=cores,
+                    shape=shape, gil_enabled=gil_enabled)
+        if j.verdict == "parallel" and not gil_enabled and registry.spec(executor).shares_gil:
+            assert speedup is not None and speedup > 1.1
+
+    @given(executor=st.sampled_from(CPU_EXECUTORS), workers=st.integers(1, 8),
+           speedup=st.floats(0.0, 100.0), cores=st.floats(0.0, 8.0),
+           io_bound=st.booleans())
+    def test_contended_needs_the_gil_off_and_threads(self, executor, workers, speedup,
+                                                      cores, io_bound):
+        shape = f"1x{workers}" if executor == "dask" else None
+        with_gil = verdict(executor=executor, workers=workers, speedup=speedup,
+                           cores_used=cores, io_bound=io_bound, shape=shape)
+        assert with_gil.verdict != "contended"
+        without = verdict(executor=executor, workers=workers, speedup=speedup,
+                          cores_used=cores, io_bound=io_bound, shape=shape, gil_enabled=False)
+        if registry.spec(executor).processes and executor != "dask":
+            assert without.verdict == with_gil.verdict  # processes share nothing
+
+    @given(executor=st.sampled_from(CPU_EXECUTORS), workers=st.integers(2, 8),
+           speedup=st.floats(0.0, 100.0), cores=st.floats(0.0, 8.0))
+    def test_no_gil_is_never_blamed_when_it_is_off(self, executor, workers, speedup, cores):
+        shape = "1x2" if executor == "dask" else None
+        j = verdict(executor=executor, workers=workers, speedup=speedup, cores_used=cores,
+                    shape=shape, gil_enabled=False)
+        assert j.verdict != "GIL-bound"
+
+
 class TestWhereTheTimeWent:
     """The gap to the ideal splits into slower tasks, waits and the executor."""
 

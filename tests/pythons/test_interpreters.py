@@ -749,8 +749,9 @@ class TestVenvLife:
 
         fail_at_error = KeyboardInterrupt()
         monkeypatch.setattr(venvs, "_pip_step", step)
-        monkeypatch.setattr(venvs.subprocess if hasattr(venvs, "subprocess") else subprocess,
-                            "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, "[]", ""))
+        # Only venvs' own reading of the installed requirements: never subprocess.run
+        # itself, which every other module (and pytest) shares.
+        monkeypatch.setattr(venvs, "_installed_requires", lambda python, cwd: [])
         return calls
 
     def leftovers(self, venv):

@@ -14,11 +14,13 @@ import pytest
 from gillab.timeline.gilmap import (CPU, FUTEX, GIL_WAIT, IO, LOCK_WAIT, QUEUED, SHORT,
                                     WCHAN_FUTEX, WCHAN_OTHER, GilMap, find_gil, parse_maps)
 from gillab.timeline.rebuild import RUNNING, Interval, place_queue, rebuild
-from gillab.timeline.record import (Timeline, clip, cpu_agreement, kept_by_another,
-                                    summarize_thread, together, truth_summary)
-from gillab.timeline.report import (Window, bucket_states, choose_window, format_timeline,
-                                    reading_line)
-from tests.conftest import run_gillab
+from gillab.timeline.record import (Timeline, add_wake_phases, blocks_in_poll, clip,
+                                    cpu_agreement, kept_by_another, summarize_thread, together,
+                                    truth_summary)
+from gillab.timeline import report
+from gillab.timeline.report import Window, bucket_states, choose_window, format_timeline
+from tests.conftest import retry_once, run_gillab
+from tests.timeline.consistency import check_reading
 
 MS = 1_000_000
 PERIOD = MS // 2
@@ -238,6 +240,7 @@ def turn_taking(hold=5.0, n=10):
 
 
 def timeline(lines, wall_ms, switch_interval=0.005, truth=None, **kw) -> Timeline:
+    add_wake_phases(lines, 0)
     return Timeline(threads=lines, t0_ns=0, t1_ns=int(wall_ms * MS), period_ns=PERIOD,
                     together_on_cpu=together(lines, 0, int(wall_ms * MS)),
                     switch_interval=switch_interval, gil_note="_PyRuntime in test",
@@ -304,7 +307,7 @@ class TestSummary:
         assert lines[0].shares[CPU] == pytest.approx(0.5)
         tl = timeline(lines, 50)
         assert tl.together_on_cpu == 0
-        assert "took turns every 5.0 ms: the switch interval" in reading_line(tl)
+        assert "took turns every 5.0 ms: the switch interval" in report.reading_line(tl)
 
     def test_a_preemption_of_microseconds_does_not_break_a_run(self):
         ivs = [iv(0, 2, CPU), iv(2, 2.03, QUEUED), iv(2.03, 5, CPU), iv(5, 10, GIL_WAIT)]
@@ -356,7 +359,7 @@ class TestSummary:
         lines = [summarize_thread(i, f"t{i}", [iv(0, 100, CPU)]) for i in (1, 2)]
         tl = timeline(lines, 100)
         assert tl.together_on_cpu == 1.0
-        assert "released it" in reading_line(tl)
+        assert "released it" in report.reading_line(tl)
 
     def test_together_counts_only_the_time_two_threads_had_work(self):
         # Both on CPU 0-80 ms, except b queued by the OS 20-30; a then finishes, b runs
@@ -392,18 +395,18 @@ class TestSummary:
             b += [iv(4 * k, 4 * k + 2.8, GIL_WAIT), iv(4 * k + 2.8, 4 * k + 4, CPU)]
         tl = timeline([summarize_thread(1, "a", a), summarize_thread(2, "b", b)], 80,
                       switch_interval=0.001)
-        assert "running 1.20 ms at a time: the switch interval (1 ms)" in reading_line(tl)
+        assert "running 1.20 ms at a time: the switch interval (1 ms)" in report.reading_line(tl)
         tl5 = timeline(tl.threads, 80, switch_interval=0.005)
-        assert "switch interval" not in reading_line(tl5)
+        assert "switch interval" not in report.reading_line(tl5)
 
     def test_time_lost_to_the_hypervisor_is_named_in_the_reading(self):
         # Runnable but neither on a CPU nor queued by the counters (`short`): steal.
         a = summarize_thread(1, "a", [iv(0, 80, CPU), iv(80, 100, SHORT)])
         b = summarize_thread(2, "b", [iv(0, 20, SHORT), iv(20, 100, CPU)])
-        text = reading_line(timeline([a, b], 100))
+        text = report.reading_line(timeline([a, b], 100))
         assert "released it" in text and "lost 20% of the time" in text
         c = summarize_thread(3, "c", [iv(0, 100, CPU)])
-        assert "hypervisor" not in reading_line(timeline([c, c], 100))
+        assert "hypervisor" not in report.reading_line(timeline([c, c], 100))
         # Threads taking turns at 1 ms block briefly at every hand-off: not lost time.
         def turn(k, mine):  # 1 ms turns; every other turn drawn `,` (25 % short)
             if k % 2 != mine:
@@ -412,25 +415,141 @@ class TestSummary:
         turns = [summarize_thread(10 + m, f"t{m}", [turn(k, m) for k in range(48)])
                  for m in (0, 1)]
         assert turns[0].shares[SHORT] == pytest.approx(0.25)
-        assert "hypervisor" not in reading_line(timeline(turns, 48))
+        assert "hypervisor" not in report.reading_line(timeline(turns, 48))
 
     def test_long_holds_read_as_a_whole_c_call(self):
         a, b = turn_taking(hold=120.0, n=4)
         tl = timeline([summarize_thread(1, "a", a), summarize_thread(2, "b", b)], 480)
-        assert "whole C call" in reading_line(tl)
+        assert "whole C call" in report.reading_line(tl)
 
     def test_convoy_reading_names_the_wait_after_waking(self):
         io_ivs, cpu_ivs = [], [iv(0, 60, CPU)]
         for k in range(10):
             io_ivs += [iv(6 * k, 6 * k + 1, IO), iv(6 * k + 1, 6 * k + 6, GIL_WAIT)]
         tl = timeline([summarize_thread(1, "cpu", cpu_ivs), summarize_thread(2, "io", io_ivs)], 60)
-        assert "waited a median 5.0 ms for the GIL" in reading_line(tl)
-        assert "convoy" in reading_line(tl)
+        assert "waited a median 5.0 ms for the GIL" in report.reading_line(tl)
+        assert "convoy" in report.reading_line(tl)
 
     def test_clip_and_truth_summary(self):
         assert clip([iv(0, 10, CPU)], 2 * MS, 5 * MS) == [iv(2, 5, CPU)]
         truth = truth_summary({"tasks": [{"tid": 1, "t0_ns": 0, "t1_ns": 2 * MS, "cpu_ns": MS}]})
         assert truth["tasks"][0] == {"tid": 1, "role": "task", "wall_ms": 2.0, "cpu_ms": 1.0}
+
+
+def spin_then_idle(spin_ms=60.0, wall_ms=180.0, name="spin", tid=1):
+    """A CPU thread that runs ``spin_ms`` and then waits on its pool's lock."""
+    return summarize_thread(tid, name, [iv(0, spin_ms, CPU), iv(spin_ms, wall_ms, LOCK_WAIT)])
+
+
+def ticker(spin_ms=60.0, wall_ms=180.0, name="main", tid=2, **kw):
+    """A 1 ms ticker: beside the spin each wake-up waits 5 ms for the GIL (the switch
+    interval); after it, each runs at once."""
+    ivs, t = [], 0.0
+    while t + 6 <= spin_ms:
+        ivs += [iv(t, t + 1, IO), iv(t + 1, t + 6, GIL_WAIT)]
+        t += 6
+    while t + 1.1 <= wall_ms:
+        ivs += [iv(t, t + 1, IO), iv(t + 1, t + 1.1, CPU)]
+        t += 1.1
+    line = summarize_thread(tid, name, ivs)
+    for key, value in kw.items():
+        setattr(line, key, value)
+    return line
+
+
+def samples_in(states_ms, nr_of):
+    """Raw samples every 0.5 ms: ``states_ms`` is [(state, ms)], each state a syscall
+    name ('epoll', 'nanosleep', 'futex', 'read') or 'run'."""
+    out, t = [], 0
+    for state, ms in states_ms:
+        for _ in range(int(ms * 2)):
+            out.append((t, 0, 0, 0, nr_of[state], 0))
+            t += PERIOD
+    return out
+
+
+X86_NRS = {"epoll": 232, "nanosleep": 230, "futex": FUTEX_NR, "read": 0, "run": RUNNING}
+
+
+class TestPhases:
+    """A sleeper's wake-to-run per phase of the run, the event loop, and a reading that
+    never contradicts its own table."""
+
+    def test_a_ticker_beside_a_spin_that_ends_early_reads_the_phase_it_waited_in(self):
+        lines = [spin_then_idle(), ticker()]
+        tl = timeline(lines, 180, switch_interval=None)
+        main = lines[1]
+        # One median over the whole run says the ticker never waited: the issue.
+        assert main.median_wake_to_run_ms == pytest.approx(0.0, abs=0.01)
+        beside, calm = main.phases
+        assert (beside.beside, beside.wakeups, beside.median_wake_to_run_ms) == ("spin", 10, 5.0)
+        assert beside.first_wake_ms == 1 and beside.last_wake_ms == 55
+        assert calm.beside is None and calm.wakeups == 109 and calm.median_wake_to_run_ms < 0.01
+        text = report.reading_line(tl)
+        assert text.startswith("while spin ran, main woke 10 times and waited a median 5.0 ms "
+                               "for the GIL"), text
+        assert "nothing held the GIL" not in text
+        assert "while no other thread ran, it woke 109 times" in text
+        table = "\n".join(report.format_thread_table(tl))
+        assert "main 2 woke 10 times while spin ran (1-55 ms): median 5.00 ms" in table
+
+    def test_a_ticker_alone_reads_that_nothing_held_the_gil(self):
+        lines = [spin_then_idle(spin_ms=0.5), ticker(spin_ms=0)]
+        text = report.reading_line(timeline(lines, 180))
+        assert "main woke 163 times and ran within a median 0.00 ms: nothing held" in text
+
+    def test_a_reading_that_contradicts_its_table_is_caught(self):
+        tl = timeline([spin_then_idle(), ticker()], 180, switch_interval=None)
+        data = tl.to_dict()
+        # The issue's reading, beside a table showing main waiting for the GIL.
+        with pytest.raises(AssertionError):
+            check_reading(data, "main woke 119 times and ran within a median 0.00 ms: "
+                                "nothing held the GIL against it")
+        with pytest.raises(AssertionError):  # a figure no field holds
+            check_reading(data, "while spin ran, main woke 10 times and waited a median "
+                                "4.0 ms for the GIL before it ran")
+        with pytest.raises(AssertionError):  # a figure no rule knows
+            check_reading(data, "main slept 7 ms")
+        with pytest.raises(AssertionError):  # main is no event loop in this record
+            check_reading(data, "the event loop (main) woke 119 times and ran within a "
+                                "median 0.00 ms")
+        check_reading(data, "main woke 119 times and ran within a median 0.00 ms")
+
+    def test_an_event_loops_thread_is_named_as_such(self):
+        lines = [spin_then_idle(), ticker(event_loop=True)]
+        tl = timeline(lines, 180, switch_interval=None)
+        assert report.reading_line(tl).startswith("while spin ran, the event loop (main) woke")
+        assert "main 2: an event loop" in "\n".join(report.format_thread_table(tl))
+        assert tl.to_dict()["threads"][1]["event_loop"] is True
+
+    def test_an_event_loop_blocks_mostly_in_epoll_wait(self):
+        polls = frozenset({232, 7, 23})
+        futexes = frozenset({FUTEX_NR})
+        loop = samples_in([("run", 1), ("epoll", 6)] * 10, X86_NRS)
+        assert blocks_in_poll(loop, polls, futexes)
+        # Its GIL waits (futexes) are waits for another thread, not its own blocking.
+        waiting = samples_in([("futex", 5), ("run", 0.5), ("epoll", 1)] * 10, X86_NRS)
+        assert blocks_in_poll(waiting, polls, futexes)
+        sleeper = samples_in([("run", 1), ("nanosleep", 6)] * 10, X86_NRS)
+        assert not blocks_in_poll(sleeper, polls, futexes)
+        reader = samples_in([("read", 5), ("epoll", 1)] * 10, X86_NRS)
+        assert not blocks_in_poll(reader, polls, futexes)
+        assert not blocks_in_poll(loop, frozenset(), futexes)  # numbers unknown here
+
+    def test_threads_of_one_name_are_told_apart_by_their_tids(self):
+        lines = [spin_then_idle(name="python", tid=11), ticker(name="python", tid=12),
+                 summarize_thread(13, "python", [iv(0, 180, LOCK_WAIT)])]
+        text = report.reading_line(timeline(lines, 180, switch_interval=None))
+        assert text.startswith("while python 11 ran, python 12 woke 10 times"), text
+
+    def test_a_sleeper_that_waited_for_the_gil_between_its_wake_ups_says_so(self):
+        ivs = [iv(0, 10, CPU), iv(10, 30, GIL_WAIT)]
+        ivs += [iv(30 + 1.1 * k, 31 + 1.1 * k, IO) for k in range(10)]
+        ivs = sorted(ivs + [iv(31 + 1.1 * k, 31.1 + 1.1 * k, CPU) for k in range(10)])
+        text = report.reading_line(timeline([summarize_thread(1, "x", ivs)], 41))
+        assert "x woke 10 times and ran within a median 0.00 ms of waking, but waited for " \
+               "the GIL 49% of the time (a median 20.00 ms) at other moments" in text, text
+        assert "nothing held" not in text
 
 
 class TestPicture:
@@ -505,6 +624,12 @@ def _no_process_with(marker: str) -> bool:
     return True
 
 
+def _reading(stdout: str) -> str:
+    """The reading of a plain (piped) report: one line."""
+    return next(line for line in stdout.splitlines()
+                if line.startswith("reading: "))[len("reading: "):]
+
+
 class TestBadInput:
     """Every bad input ends in one line and the contract's exit code."""
 
@@ -569,7 +694,7 @@ class TestProgramRuns:
         assert len(data["threads"]) >= 3  # main + 2 workers
         assert "_PyRuntime" in data["gil"]
         assert sum(th["shares"]["gil_wait"] for th in data["threads"]) > 0.2
-        assert "reading:" in result.stdout
+        check_reading(data, _reading(result.stdout))
         json.loads((tmp_path / "t.trace").read_text())
 
     def test_a_program_is_watched_from_its_start(self, tmp_path):
@@ -632,6 +757,7 @@ class TestProgramRuns:
             assert len(data["threads"]) == 3 and data["wchan_only"] == wchan
             waited = sum(th["shares"]["futex" if wchan else "gil_wait"] for th in data["threads"])
             assert waited > 0.3
+            check_reading(data, _reading(result.stdout))
             if wchan:
                 assert "cannot tell" in result.stdout and "GIL wait" not in result.stdout
         finally:
@@ -678,8 +804,10 @@ def _lab(kernel="py", executor="threads", workers=2, switch_interval=None, convo
     argv = measure.lab_child_argv(kernel, executor, workers, seconds, switch_interval, convoy,
                                   truth)
     rec = measure.watch_lab_child(argv, PERIOD, steady=measure.steady_ns(PERIOD))
-    return record.build(rec, {"kernel": kernel, "executor": "convoy" if convoy else executor,
-                               "workers": workers})
+    tl = record.build(rec, {"kernel": kernel, "executor": "convoy" if convoy else executor,
+                             "workers": workers})
+    report.reading_line(tl)  # held against its record (tests/timeline/conftest.py)
+    return tl
 
 
 #: A hand-off that falls between two samples is a short block (1-3 % of the time at
@@ -739,7 +867,7 @@ class TestIssueBars:
             for th in tl.threads:
                 assert 4.0 <= th.median_run_ms <= 6.5, (th.name, th.median_run_ms)
                 assert 4.0 <= th.median_hold_ms <= 6.5, (th.name, th.median_hold_ms)
-            assert "switch interval" in reading_line(tl)
+            assert "switch interval" in report.reading_line(tl)
             for seen, truth in _cpu_truth(tl):
                 assert seen == pytest.approx(truth, rel=0.15)
         _check_with_retry(lambda: _lab("py"), check)
@@ -795,3 +923,83 @@ class TestIssueBars:
             io = next(th for th in tl.threads if th.name == "io-sleep")
             assert io.median_wake_to_run_ms < 1.0, io.median_wake_to_run_ms
         _check_with_retry(lambda: _lab("cy_nogil", convoy=True), check)
+
+
+#: A 1 ms ticker (the main thread) beside a pure-Python spin that ends a third of the
+#: way in: the switch interval after each wake-up, then nothing.
+TICKER_AND_SPIN = """\
+import threading, time
+def spin(seconds):
+    t = time.perf_counter()
+    while time.perf_counter() - t < seconds:
+        pass
+worker = threading.Thread(target=spin, args=(0.25,))
+worker.start()
+t0 = time.perf_counter()
+while time.perf_counter() - t0 < 0.75:
+    time.sleep(0.001)
+worker.join()
+"""
+#: The same with asyncio: a 1 ms asyncio.sleep ticker and asyncio.to_thread of the spin.
+ASYNCIO_TICKER_AND_SPIN = """\
+import asyncio, time
+def spin(seconds):
+    t = time.perf_counter()
+    while time.perf_counter() - t < seconds:
+        pass
+async def ticker(seconds):
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        await asyncio.sleep(0.001)
+async def main():
+    tick = asyncio.create_task(ticker(0.75))
+    await asyncio.to_thread(spin, 0.25)
+    await tick
+asyncio.run(main())
+"""
+
+
+def _program(tmp_path, source):
+    from gillab.timeline import measure, record
+
+    script = tmp_path / "prog.py"
+    script.write_text(source)
+    argv = [sys.executable, str(script)]
+    rec = measure.watch_program(argv, PERIOD, 20.0, measure.steady_ns(PERIOD))
+    tl = record.build(rec, {"argv": argv})
+    report.reading_line(tl)  # held against its record (tests/timeline/conftest.py)
+    return tl
+
+
+def _ticker_and_spinner(tl):
+    ticker = max(tl.threads, key=lambda th: th.wakeups)
+    spinner = max((th for th in tl.threads if th is not ticker), key=lambda th: th.shares[CPU])
+    return ticker, spinner
+
+
+@pytest.mark.slow
+class TestPhaseRuns:
+    """Real programs whose GIL holder stops partway: the reading names the phase."""
+
+    @pytest.mark.parametrize("source", [TICKER_AND_SPIN, ASYNCIO_TICKER_AND_SPIN],
+                             ids=["threads", "asyncio"])
+    def test_a_ticker_waits_the_switch_interval_only_while_the_spin_runs(self, tmp_path,
+                                                                         source):
+        def check():
+            tl = _program(tmp_path, source)
+            ticker, spinner = _ticker_and_spinner(tl)
+            beside = next((p for p in ticker.phases if p.beside_tid == spinner.tid), None)
+            assert beside is not None and beside.wakeups >= 10, ticker.phases
+            # Python's default switch interval, 5 ms, within 35 %.
+            assert 3.25 <= beside.median_wake_to_run_ms <= 6.75, beside
+            calm = next(p for p in ticker.phases if p.beside_tid is None)
+            assert calm.wakeups > beside.wakeups and calm.median_wake_to_run_ms < 1.0, calm
+            text = report.reading_line(tl)
+            assert f"while {report.thread_name(tl, spinner)} ran, " in text, text
+            assert "nothing held the GIL" not in text, text
+            return tl, ticker
+        tl, ticker = retry_once(check)
+        # asyncio's loop blocks in epoll_wait; a plain ticker in clock_nanosleep.
+        assert ticker.event_loop == (source is ASYNCIO_TICKER_AND_SPIN)
+        if ticker.event_loop:
+            assert "the event loop (main)" in report.reading_line(tl)

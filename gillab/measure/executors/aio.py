@@ -102,7 +102,9 @@ class _LoopExecutor(Executor):
                "running and gillab exits without waiting for it")
         self._stuck = why
         procutil.abandon(self._thread, why)
-        _HUNG_HERE[task] = f"hung earlier in this run (no answer within {self.timeout_s:.0f} s)"
+        earlier, _ = _HUNG_HERE.get(task, ((), None))
+        _HUNG_HERE[task] = ([*earlier, self._thread], "hung earlier in this run (no answer "
+                                                      f"within {self.timeout_s:.0f} s)")
         return why
 
     async def _wind_down(self) -> None:

@@ -39,15 +39,25 @@ def _run_task_shipped(task: kernels.Task, start_at: float | None = None) -> Task
     return result
 
 
-#: Tasks that hung in this process once: running them here again would only leave
-#: another thread behind (task -> why).
+#: Tasks whose threads hung in this process: task -> (those threads, why). Running such a
+#: task here again would only leave another thread behind. Held while one of its
+#: threads is alive, no longer: a later run (or a later gillab.check in the same
+#: session) is not refused for a hang that is over.
 _HUNG_HERE: dict = {}
 
 
 def _refuse_in_process(task: kernels.Task) -> None:
-    why = task.unsafe_in_process or _HUNG_HERE.get(task)
+    why = task.unsafe_in_process or _still_hung(task)
     if why:
         raise WorkerFailed(why)
+
+
+def _still_hung(task: kernels.Task) -> str | None:
+    threads, why = _HUNG_HERE.get(task, ((), None))
+    if any(t.is_alive() for t in threads):
+        return why
+    _HUNG_HERE.pop(task, None)
+    return None
 
 
 def _join_or_abandon(threads, deadline: float, timeout_s: float, task) -> None:
@@ -61,7 +71,9 @@ def _join_or_abandon(threads, deadline: float, timeout_s: float, task) -> None:
                f"{len(alive)} is left running and gillab exits without waiting for it")
         for t in alive:
             procutil.abandon(t, why)
-        _HUNG_HERE[task] = f"hung earlier in this run (no answer within {timeout_s:.0f} s)"
+        earlier, _ = _HUNG_HERE.get(task, ((), None))
+        _HUNG_HERE[task] = ([*earlier, *alive], f"hung earlier in this run (no answer "
+                                                 f"within {timeout_s:.0f} s)")
         raise WorkerFailed(why)
 
 

@@ -1,6 +1,7 @@
 """Executors whose workers are processes: one per task, multiprocessing.Pool, ProcessPoolExecutor."""
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -16,6 +17,20 @@ def _process_main(task, conn, parent_pid=None) -> None:
         pass
     finally:
         conn.close()
+
+
+@contextlib.contextmanager
+def _closed_if_interrupted(executor):
+    """A pool interrupted while it warms up is closed here: its caller never gets it to
+    close. Left open, multiprocessing.Pool's worker thread replaces each worker the exit
+    path kills, from a thread of its own, racing the last sweep; its finalizer can then
+    wait for good on a queue lock a killed worker held."""
+    try:
+        yield
+    except BaseException:
+        executor.aborting = True
+        executor.close()
+        raise
 
 
 class Processes(Executor):
@@ -86,7 +101,8 @@ class MpPool(Executor):
         super().__init__(*args, **kwargs)
         self.pool = self.context.Pool(self.n_workers, initializer=_worker_init,
                                       initargs=(os.getpid(),))
-        self.pool.map(_warm, [0.0] * self.n_workers, chunksize=1)
+        with _closed_if_interrupted(self):
+            self.pool.map(_warm, [0.0] * self.n_workers, chunksize=1)
 
     def run(self, task, n_tasks):
         # Pool never notices that a worker died (bpo-22393): it replaces the process
@@ -121,13 +137,14 @@ class ProcessPool(_FuturesExecutor):
         super().__init__(*args, **kwargs)
         self.pool = ProcessPoolExecutor(self.n_workers, mp_context=self.context,
                                         initializer=_worker_init, initargs=(os.getpid(),))
-        # The executor may start workers one per submit (spawn, forkserver): warm it
-        # until all k are up, without a fixed sleep that start-up timing would count.
-        list(self.pool.map(_warm, [0.0] * self.n_workers))
-        for _ in range(100):
-            if len(self.pool._processes or {}) >= self.n_workers:
-                break
-            list(self.pool.map(_warm, [0.01] * self.n_workers))
+        with _closed_if_interrupted(self):
+            # The executor may start workers one per submit (spawn, forkserver): warm it
+            # until all k are up, without a fixed sleep that start-up timing would count.
+            list(self.pool.map(_warm, [0.0] * self.n_workers))
+            for _ in range(100):
+                if len(self.pool._processes or {}) >= self.n_workers:
+                    break
+                list(self.pool.map(_warm, [0.01] * self.n_workers))
 
     def close(self):
         if self.pool is not None:
