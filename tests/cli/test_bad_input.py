@@ -263,6 +263,19 @@ if unavailable_reason("interpreters"):
     BAD_INVOCATIONS.append((["compare", "-e", "interpreters"], USAGE, "-e interpreters: "))
 
 
+@pytest.fixture(scope="module")
+def table_results(hostile_dir) -> dict:
+    """{args: the finished run} for every bad invocation, run a few at a time: none
+    measures anything (each is refused before it could), so they may share the CPUs,
+    and the table's ~80 interpreter start-ups take a fraction of the time one by one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    calls = [tuple(args) for args, _, _ in BAD_INVOCATIONS]
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
+        done = pool.map(lambda args: run_here(hostile_dir, *args, timeout=120), calls)
+        return dict(zip(calls, done))
+
+
 class TestBadInvocations:
     """Each bad invocation: one line on stderr, exit 2 (usage) or 1, no traceback,
     nothing on stdout, nothing measured."""
@@ -272,9 +285,8 @@ class TestBadInvocations:
 
     @pytest.mark.parametrize("args,status,fragment", BAD_INVOCATIONS,
                              ids=[" ".join(a) or "(none)" for a, _, _ in BAD_INVOCATIONS])
-    def test_one_line_and_the_status(self, hostile_dir, args, status, fragment):
-        result = run_here(hostile_dir, *args, timeout=60)
-        assert_one_line(result, status, fragment)
+    def test_one_line_and_the_status(self, table_results, args, status, fragment):
+        assert_one_line(table_results[tuple(args)], status, fragment)
 
     def test_no_temporary_file_is_left_by_a_refused_output_path(self, hostile_dir):
         before = set(os.listdir(hostile_dir))
@@ -430,20 +442,37 @@ class TestUserCodeThatEndsTheRun:
             assert "cannot be sent back" in cells[executor, 1]["error"], cells[executor, 1]
 
     def test_a_thread_that_never_returns_is_left_behind(self, hostile_dir, tmp_path):
+        # $GILLAB_HANG_TIMEOUT_S: the hang is called after 2 s instead of the default 30.
         path = tmp_path / "r.json"
         t0 = time.monotonic()
         result = run_here(hostile_dir, "compare", "--target", "hostile:hangs_the_second_time",
                           "-e", "serial", "threads", "-w", "1", "--repeat", "2", "-q",
-                          "--json", str(path), timeout=180)
+                          "--json", str(path), timeout=180,
+                          env={"GILLAB_HANG_TIMEOUT_S": "2"})
         took = time.monotonic() - t0
         assert result.returncode == 3, result.stderr
         assert "Traceback" not in result.stderr
         assert "never returned; exiting without waiting" in result.stderr
         cells = _cells(path)
+        assert "no answer within 2 s" in cells["serial", 1]["error"]
         assert "a thread cannot be killed" in cells["serial", 1]["error"]
         threads = cells["threads", 1]["error"]
         assert "hung earlier in this run" in threads or "cannot be killed" in threads
-        assert took < 120, took
+        assert took < 60, took  # the 30 s default would not fit with a busy machine's start-up
+
+
+@pytest.mark.parametrize("value,seconds", [
+    (None, 30.0), ("2", 2.0), ("0", 0.5), ("nan", 30.0), ("inf", 30.0), ("soon", 30.0)])
+def test_the_hang_timeout_follows_the_environment(monkeypatch, value, seconds):
+    """$GILLAB_HANG_TIMEOUT_S sets how long a call may not answer before it is hung: a
+    floor of 0.5 s, and what is not a finite number leaves the 30 s default."""
+    from gillab.compare.engine import hang_timeout_s
+
+    if value is None:
+        monkeypatch.delenv("GILLAB_HANG_TIMEOUT_S", raising=False)
+    else:
+        monkeypatch.setenv("GILLAB_HANG_TIMEOUT_S", value)
+    assert hang_timeout_s() == seconds
 
 
 @pytest.mark.slow

@@ -57,18 +57,19 @@ CHILD = textwrap.dedent("""
 @pytest.mark.parametrize("func", ["fact_mod_gil", "fact_mod_nogil", "c_reference"])
 def test_ctrl_c_stops_a_long_kernel_call(func):
     """SIGINT in the middle of a minutes-long call raises KeyboardInterrupt promptly."""
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, func], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().strip() == "running"
-        time.sleep(0.3)  # well inside the call
-        sent = time.perf_counter()
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=10)
-        took = time.perf_counter() - sent
-    finally:
-        proc.kill()
-        proc.wait()
+    # The with-block closes the pipes even when a step fails: a pipe left to the garbage
+    # collector is a ResourceWarning (an error here) in whichever test runs next.
+    with subprocess.Popen([sys.executable, "-c", CHILD, func], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout.readline().strip() == "running"
+            time.sleep(0.3)  # well inside the call
+            sent = time.perf_counter()
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=10)
+            took = time.perf_counter() - sent
+        finally:
+            proc.kill()
     assert proc.returncode == 42, err
     assert "interrupted" in out
     # A liveness bound, generous for a busy machine; the 0.2 s goal is checked by hand.
