@@ -147,3 +147,17 @@ def installed_artifact(release_artifacts):
         return made[kind]
 
     return install
+
+
+@pytest.fixture(scope="session")
+def venv_cache(tmp_path_factory) -> str:
+    """One cache of compare --python venvs for the whole session: the other interpreter's
+    venv is built once (by whichever test comes first) and reused by the rest.
+
+    $GILLAB_CACHE_DIR when the caller set one (.ci/run does, so that its free-threaded
+    step reuses the 3.13t venv made here; a developer can, to keep venvs across runs);
+    else a directory of this session, so that sessions testing other sources at the same
+    time never rebuild each other's venvs. Tests pass it on as $GILLAB_CACHE_DIR.
+    """
+    return os.environ.get("GILLAB_CACHE_DIR") or str(tmp_path_factory.mktemp("gillab-cache"))
+

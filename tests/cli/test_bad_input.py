@@ -602,16 +602,29 @@ def test_ctrl_c_of_compare_and_convoy(args):
         _assert_clean_interrupt(ctrl_c_trial(args, delay))
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("executors,n_children", [
-    (["process_pool"], 2), (["mp_pool"], 2), (["processes"], 2), (["gevent"], 1),
-    (["process_pool", "mp_pool", "--start-method", "spawn"], 2),
-], ids=["process_pool", "mp_pool", "processes", "gevent", "spawn"])
-def test_sigkill_of_the_parent_leaves_no_orphan(executors, n_children):
-    """SIGKILL of gillab while its workers are alive: none is left 2 s later."""
+def _running(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+#: id -> (executors, worker processes to wait for) for the SIGKILL trials.
+SIGKILL_CASES = {
+    "process_pool": (["process_pool"], 2), "mp_pool": (["mp_pool"], 2),
+    "processes": (["processes"], 2), "gevent": (["gevent"], 1),
+    "spawn": (["process_pool", "mp_pool", "--start-method", "spawn"], 2),
+}
+#: How long after the SIGKILL every worker must be gone.
+ORPHAN_GRACE_S = 2.0
+
+
+def sigkill_trial(executors: list, n_children: int) -> dict:
+    """SIGKILL gillab once its workers are alive; which of them are left ORPHAN_GRACE_S
+    later. The cells sleep (1 s tasks): the workers live long enough to be seen."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "gillab", "compare", "-k", "sleep", "-e", *executors, "-w",
-         "2", "--target-s", "3", "--repeat", "1", "-q"],
+         "2", "--target-s", "1", "--repeat", "1", "-q"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     parent = psutil.Process(proc.pid)
     children = []
@@ -620,17 +633,40 @@ def test_sigkill_of_the_parent_leaves_no_orphan(executors, n_children):
         while time.monotonic() < deadline and len(children) < n_children:
             children = parent.children(recursive=True)
             time.sleep(0.05)
-        assert len(children) >= n_children, "the workers never started"
-        children = parent.children(recursive=True)
+        children = parent.children(recursive=True) if len(children) >= n_children else []
     finally:
         proc.kill()
         proc.wait()
-    time.sleep(2.0)
-    orphans = [c.pid for c in children
-               if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
-    for pid in orphans:
-        os.kill(pid, signal.SIGKILL)
-    assert orphans == []
+    deadline = time.monotonic() + ORPHAN_GRACE_S
+    orphans = children
+    while orphans and time.monotonic() < deadline:  # gone early: no need to wait it out
+        time.sleep(0.1)
+        orphans = [c for c in children if _running(c)]
+    left = [c.pid for c in children if _running(c)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)  # ours: started by this trial
+    return {"children": len(children), "orphans": left}
+
+
+@pytest.fixture(scope="module")
+def sigkill_trials() -> dict:
+    """Every SIGKILL trial, at once: they measure nothing (the workers sleep) and each
+    watches only its own process tree, so they may share the machine."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(SIGKILL_CASES)) as pool:
+        futures = {name: pool.submit(sigkill_trial, *case)
+                   for name, case in SIGKILL_CASES.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(SIGKILL_CASES))
+def test_sigkill_of_the_parent_leaves_no_orphan(sigkill_trials, name):
+    """SIGKILL of gillab while its workers are alive: none is left 2 s later."""
+    trial = sigkill_trials[name]
+    assert trial["children"] >= SIGKILL_CASES[name][1], "the workers never started"
+    assert trial["orphans"] == []
 
 
 def test_after_ctrl_c_a_half_built_object_prints_nothing():

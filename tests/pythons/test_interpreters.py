@@ -13,6 +13,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+from pathlib import Path
 
 import pytest
 
@@ -462,6 +463,10 @@ def other_python() -> str | None:
 class TestAcrossForReal:
     """compare --python under a real second interpreter (a venv built the first time)."""
 
+    @pytest.fixture(autouse=True)
+    def shared_venvs(self, monkeypatch, venv_cache):
+        monkeypatch.setenv("GILLAB_CACHE_DIR", venv_cache)  # one build of the venv per session
+
     def test_side_by_side_run_and_json(self, tmp_path):
         python = other_python()
         path = tmp_path / "r.json"
@@ -486,8 +491,10 @@ class TestAcrossForReal:
         python = other_python()
         path = tmp_path / "r.json"
         proc = subprocess.Popen(
+            # Short tasks: the host's run comes first and only delays the child's; 3 x
+            # 0.3 s cells still leave the child running when its first line arrives.
             [sys.executable, "-m", "gillab", "compare", "--python", python, "-k", "py",
-             "-e", "processes", "-w", "2", "--repeat", "3", "--target-s", "1",
+             "-e", "processes", "-w", "2", "--repeat", "3", "--target-s", "0.3",
              "--json", str(path)],
             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
             env=dict(os.environ, PYTHONUNBUFFERED="1"))
@@ -846,14 +853,21 @@ class TestFromAWheel:
     """compare --python from a plain (non-editable) install of a wheel, run outside
     the checkout: the other interpreter's venv gets the same gillab built for it."""
 
-    def test_wheel_install_runs_another_python(self, tmp_path, installed_artifact):
+    def test_wheel_install_runs_another_python(self, tmp_path, installed_artifact,
+                                               venv_cache):
         # The session's wheel (built from the sdist) in its fresh venv, shared with
-        # tests/test_release.py: one build and one install per session.
+        # tests/test_release.py: one build and one install per session. The venvs for
+        # other interpreters are the session's too: one made from the checkout's sources
+        # is reused only if the wheel ships exactly those (the same fingerprint).
         python = str(installed_artifact("wheel"))
-        venv, cache = os.path.dirname(os.path.dirname(python)), tmp_path / "cache"
+        venv, cache = os.path.dirname(os.path.dirname(python)), Path(venv_cache)
         where = subprocess.run([python, "-I", "-c", "import gillab; print(gillab.__file__)"],
                                capture_output=True, text=True, check=True, cwd=str(tmp_path))
         assert where.stdout.startswith(venv)  # the installed copy, not the checkout
+        shipped = subprocess.run(
+            [python, "-I", "-c", "from gillab.pythons import venvs; "
+             "print(venvs.source_fingerprint(venvs.build_sources()))"],
+            capture_output=True, text=True, check=True, cwd=str(tmp_path)).stdout.strip()
         out = tmp_path / "r.json"
         result = subprocess.run(
             [python, "-I", "-m", "gillab", "compare", "--python", other_python(), "-k",
@@ -864,7 +878,11 @@ class TestFromAWheel:
         data = json.loads(out.read_text())
         labels = list(data["envs"])
         assert len(labels) == 2
-        assert data["envs"][labels[1]]["executable"].startswith(str(cache))
+        executable = data["envs"][labels[1]]["executable"]
+        assert executable.startswith(str(cache))
+        # The venv that ran holds the gillab the wheel ships, built for that interpreter.
+        stamp = Path(executable).parent.parent / venvs.STAMP
+        assert stamp.read_text().strip() == shipped
         assert {(c["interpreter"], c["executor"]) for c in data["cells"]} == {
             (lab, ex) for lab in labels for ex in ("serial", "threads")}
         assert all(c["correct"] for c in data["cells"])
@@ -879,11 +897,15 @@ class TestGilBoth:
     """--gil both on a free-threaded build: one binary, two columns; with the GIL off
     two py threads use two cores, with it forced on one (CPU time, not speedup)."""
 
+    @pytest.fixture(autouse=True)
+    def shared_venvs(self, monkeypatch, venv_cache):
+        monkeypatch.setenv("GILLAB_CACHE_DIR", venv_cache)  # one build of the venv per session
+
     def run_both(self, tmp_path):
         out = tmp_path / "r.json"
         result = run_gillab("compare", "--python", free_threaded_python(), "--gil", "both",
                             "-k", "py", "-e", "threads", "-w", "2", "--repeat", "1",
-                            "--target-s", "0.3", "--json", str(out), timeout=900)
+                            "--target-s", "0.2", "--json", str(out), timeout=900)
         assert result.returncode == 0, result.stderr
         return result, json.loads(out.read_text())
 
