@@ -76,6 +76,29 @@ def others_share(run):
     return outcome, max(0.0, others) / (wall * (os.cpu_count() or 1))
 
 
+def with_load(run):
+    """(run()'s result, the share of the machine other processes used meanwhile), for
+    assert_prompt; an assertion run() raises is raised here, never returned."""
+    outcome, share = others_share(run)
+    if isinstance(outcome, AssertionError):
+        raise outcome
+    return outcome, share
+
+
+def assert_prompt(took_s: float, limit_s: float, share: float, what: str) -> None:
+    """A bound on seconds (a Ctrl-C obeyed, a hang called) that only a busy machine can
+    break: over the limit on a quiet machine fails; while other processes took more than
+    BUSY_SHARE (``share``, from others_share) it skips, naming the load. The rest of
+    what the trial showed (exit status, nothing left) is asserted apart, never skipped."""
+    if took_s < limit_s:
+        return
+    if share > BUSY_SHARE:
+        pytest.skip(f"{what} took {took_s:.2f} s (limit {limit_s:g} s) while other processes "
+                    f"used {share:.0%} of the machine (over {BUSY_SHARE:.0%})")
+    raise AssertionError(f"{what} took {took_s:.2f} s (limit {limit_s:g} s) on a quiet "
+                         f"machine (others used {share:.0%})")
+
+
 class NoisyCells(AssertionError):
     """gillab's own noise guard called a measured cell noisy: other processes took the
     CPUs it needed, so its figures prove nothing either way (retry_once skips on it)."""

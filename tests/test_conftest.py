@@ -67,6 +67,14 @@ def test_a_noisy_first_try_then_a_real_failure_fails(monkeypatch):
         conftest.retry_once(noisy_then_wrong)
 
 
+def test_a_slow_stop_fails_on_a_quiet_machine_and_skips_on_a_busy_one():
+    conftest.assert_prompt(0.4, 1.0, 0.9, "Ctrl-C")  # in time: load does not matter
+    with pytest.raises(AssertionError, match="Ctrl-C took 2.50 s .limit 1 s. on a quiet"):
+        conftest.assert_prompt(2.5, 1.0, 0.05, "Ctrl-C")
+    with pytest.raises(pytest.skip.Exception, match="other processes used 60%"):
+        conftest.assert_prompt(2.5, 1.0, 0.6, "Ctrl-C")
+
+
 def test_the_load_of_others_leaves_this_process_out():
     def spin():
         total = 0

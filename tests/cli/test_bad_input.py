@@ -609,6 +609,19 @@ def _running(proc: psutil.Process) -> bool:
         return False
 
 
+def _python_children(parent: psutil.Process) -> list:
+    """The workers: every Python below ``parent``, not the short-lived `uname -p` that
+    collecting the environment runs (waiting for that one would test nothing)."""
+    found = []
+    for child in parent.children(recursive=True):
+        try:
+            if "python" in os.path.basename(child.cmdline()[0]):
+                found.append(child)
+        except (psutil.Error, IndexError):
+            continue
+    return found
+
+
 #: id -> (executors, worker processes to wait for) for the SIGKILL trials.
 SIGKILL_CASES = {
     "process_pool": (["process_pool"], 2), "mp_pool": (["mp_pool"], 2),
@@ -631,9 +644,10 @@ def sigkill_trial(executors: list, n_children: int) -> dict:
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and len(children) < n_children:
-            children = parent.children(recursive=True)
+            children = _python_children(parent)
             time.sleep(0.05)
-        children = parent.children(recursive=True) if len(children) >= n_children else []
+        # Every worker seen by now, also one that ended meanwhile (it cannot be orphaned).
+        children = list({c.pid: c for c in children + _python_children(parent)}.values())
     finally:
         proc.kill()
         proc.wait()
