@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
+import os
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -123,12 +125,29 @@ def _dask_worker_counts(plan: Plan) -> list[int]:
     return [k for k, _ in plan_shapes(plan.workers, plan.dask_shapes)]
 
 
-def _autorange_bounded(func, target_s: float, timeout_s: float = 30.0):
+#: Seconds a call may go without answering before it counts as hung: how long the
+#: calibration of a --target waits, and the least any cell waits. $GILLAB_HANG_TIMEOUT_S
+#: changes it (docs/contract.md): the tests shrink it to see a hang reported in seconds.
+HANG_TIMEOUT_S = 30.0
+
+
+def hang_timeout_s() -> float:
+    """$GILLAB_HANG_TIMEOUT_S (at least 0.5 s), else HANG_TIMEOUT_S; a value that is not
+    a finite number is ignored, as $GILLAB_PROBE_TIMEOUT_S's is."""
+    try:
+        chosen = float(os.environ.get("GILLAB_HANG_TIMEOUT_S", HANG_TIMEOUT_S))
+    except ValueError:
+        return HANG_TIMEOUT_S
+    return max(0.5, chosen) if math.isfinite(chosen) else HANG_TIMEOUT_S
+
+
+def _autorange_bounded(func, target_s: float, timeout_s: float | None = None):
     """(calls, None) from autorange_calls, run in a daemon thread: a target that raises
     or exits is looped once (its cells report the error); one that never returns is
     left behind and must not run here again: (1, why)."""
     from gillab.core import procutil
 
+    timeout_s = hang_timeout_s() if timeout_s is None else timeout_s
     try:
         return call_bounded(lambda: autorange_calls(func, target_s), deadline_in(timeout_s),
                             "the target", name="gillab-autorange"), None
@@ -172,7 +191,7 @@ def _sized(name: str, plan: Plan) -> Subject:
 
 def _timeout(subject: Subject, workers: int) -> float:
     base = subject.serial_s or 1.0
-    return max(30.0, 20.0 * workers * base)
+    return max(hang_timeout_s(), 20.0 * workers * base)
 
 
 def _measure_local(subject: Subject, executor: str, workers: int, plan: Plan,

@@ -15,7 +15,7 @@ from gillab.compare import cli
 from gillab import kernels
 from gillab.measure.executors import EXECUTORS
 
-from tests.conftest import retry_once, run_gillab
+from tests.conftest import assert_not_noisy, assert_prompt, retry_once, run_gillab, with_load
 
 pytestmark = pytest.mark.slow
 
@@ -47,23 +47,43 @@ def test_unavailable_executor_asked_for_by_name_is_a_usage_error(tmp_path):
     assert not path.exists() and result.stdout == ""
 
 
+def gil_matrix(path):
+    """py, cy_gil and cy_nogil on threads and processes at 2 workers: the run both
+    claims of TestVerdictsThroughTheCli read. (the finished run, its cells by key);
+    the cells are None when the run failed, for the check to say so."""
+    result = run_gillab("compare", "-k", "py", "cy_gil", "cy_nogil", "-e", "threads",
+                        "processes", "-w", "2", "--repeat", "2", "--target-s", "0.15",
+                        "--json", str(path))
+    return result, (cells_of(path) if result.returncode == 0 else None)
+
+
+@pytest.fixture(scope="module")
+def shared_run(tmp_path_factory):
+    """One run of gil_matrix for the first try of both claims of TestVerdictsThroughTheCli
+    (a retry runs its own): one matrix of three kernels instead of two of two."""
+    return gil_matrix(tmp_path_factory.mktemp("matrix") / "r.json")
+
+
 class TestVerdictsThroughTheCli:
     """The lab's claim end to end: nogil threads run in parallel, GIL threads do not."""
 
-    def test_threads_gil_vs_nogil(self, tmp_path):
-        path = tmp_path / "r.json"
+    @staticmethod
+    def tries(shared_run, path):
+        """The shared run first, a fresh one for the retry."""
+        runs = iter([shared_run])
+        return lambda: next(runs, None) or gil_matrix(path)
+
+    def test_threads_gil_vs_nogil(self, tmp_path, shared_run):
+        next_run = self.tries(shared_run, tmp_path / "r.json")
 
         def check():
-            result = run_gillab("compare", "-k", "cy_gil", "cy_nogil", "-e", "threads",
-                                "processes", "-w", "2", "--repeat", "2", "--target-s",
-                                "0.15", "--json", str(path))
+            result, cells = next_run()
             assert result.returncode == 0, result.stderr
-            cells = cells_of(path)
             assert all(c["correct"] for c in cells.values())
             nogil, gil = cells["cy_nogil", "threads", 2], cells["cy_gil", "threads", 2]
-            noisy = [c for c in (nogil, gil) if c["verdict"] == "noisy"]
-            if noisy:  # cores used by a cell that shared the CPUs prove nothing
-                pytest.skip(f"the machine was too busy to tell: {noisy[0]['reason']}")
+            # Cores used by a cell that shared the CPUs prove nothing: tried again,
+            # then skipped with the noise guard's reason (retry_once).
+            assert_not_noisy((nogil, gil))
             # Through CPU time, with margins for a busy 2-core machine.
             assert nogil["cores_used"] >= 1.6, nogil
             assert gil["cores_used"] <= 1.25, gil
@@ -78,16 +98,13 @@ class TestVerdictsThroughTheCli:
         assert "cy_nogil (n=" in result.stdout and "GIL-bound" in result.stdout
         assert "[" in result.stderr  # progress went to stderr, not into the table
 
-    def test_gil_wait_and_gil_held_tell_different_stories(self, tmp_path):
+    def test_gil_wait_and_gil_held_tell_different_stories(self, tmp_path, shared_run):
         """GIL wait (inside each task) and GIL held (a probe) are kept apart on purpose."""
-        path = tmp_path / "r.json"
+        next_run = self.tries(shared_run, tmp_path / "r.json")
 
         def check():
-            result = run_gillab("compare", "-k", "py", "cy_nogil", "-e", "threads",
-                                "processes", "-w", "2", "--repeat", "2", "--target-s", "0.2",
-                                "--json", str(path))
+            result, cells = next_run()
             assert result.returncode == 0, result.stderr
-            cells = cells_of(path)
             py_threads, py_procs = cells["py", "threads", 2], cells["py", "processes", 2]
             py_serial, nogil = cells["py", "serial", 1], cells["cy_nogil", "threads", 2]
             # Two Python threads wait for each other about half the time ...
@@ -312,7 +329,8 @@ def test_ctrl_c_exits_130_with_no_orphans_and_no_json(tmp_path, executor):
         [sys.executable, "-m", "gillab", "compare", "-k", "py", "-e", executor, "-w", "2",
          "--repeat", "10", "--target-s", "0.1", "--json", str(path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
+
+    def interrupt():
         # Wait until the cell under test is running (progress lines on stderr).
         marker = f"py on {executor}"
         deadline = time.monotonic() + 60
@@ -327,17 +345,23 @@ def test_ctrl_c_exits_130_with_no_orphans_and_no_json(tmp_path, executor):
         sent = time.monotonic()
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=20)
-        took = time.monotonic() - sent
+        return err, time.monotonic() - sent
+
+    try:
+        (err, took), share = with_load(interrupt)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == "gillab: interrupted"
     print(f"{executor}: stopped {took:.2f} s after Ctrl-C")
-    assert took < 3.0, f"took {took:.2f} s to stop"  # goal 1 s; margin for a busy machine
     assert not path.exists()
     assert not list(tmp_path.iterdir())
     time.sleep(0.2)
     assert _group_processes(proc.pid) == []
+    # Goal 1 s; margin for a busy machine, and a skip naming the load beyond it.
+    assert_prompt(took, 3.0, share, f"compare on {executor}'s stop after Ctrl-C")

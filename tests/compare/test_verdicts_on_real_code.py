@@ -14,7 +14,7 @@ from gillab.compare.engine import Plan, run_compare
 from gillab.measure.gevent_cells import measure_gevent_cells
 from gillab.measure.outcome import CellFailure
 
-from tests.conftest import retry_once, run_gillab
+from tests.conftest import assert_not_noisy, retry_once, run_gillab
 
 pytestmark = pytest.mark.slow
 
@@ -22,11 +22,6 @@ pytestmark = pytest.mark.slow
 def _cells(path) -> dict:
     with open(path) as f:
         return {(c["executor"], c["workers"]): c for c in json.load(f)["cells"]}
-
-
-def _skip_if_noisy(cell):
-    if cell["verdict"] == "noisy":
-        pytest.skip(f"the machine was too busy to tell: {cell['reason']}")
 
 
 class TestTargetsNobodyHereWrote:
@@ -46,7 +41,7 @@ class TestTargetsNobodyHereWrote:
                                 "-w", "2", "--target-s", "0.15", "--json", str(path), "-q")
             assert result.returncode == 0, result.stderr
             cell = _cells(path)["threads", 2]
-            _skip_if_noisy(cell)
+            assert_not_noisy([cell])  # tried again, then skipped with the guard's reason
             assert cell["calls_per_task"] >= 1
             assert cores_ok(cell["cores_used"]), cell
             assert cell["verdict"] == verdict, cell
@@ -85,8 +80,7 @@ def test_gillab_agrees_with_an_independent_stopwatch(kernel):
         run = run_compare(Plan(kernels=(kernel,), executors=("serial", "threads"),
                                workers=(2,), repeat=2, target_s=0.15))
         cell = next(c for c in run.cells if c.executor == "threads")
-        if cell.verdict == "noisy":
-            pytest.skip(f"the machine was too busy to tell: {cell.reason}")
+        assert_not_noisy([{"verdict": cell.verdict, "reason": cell.reason}])
         hand = _stopwatch(kernels.get(kernel), (cell.n, kernels.DEFAULT_P))
         # Margins for a busy 2-core machine: the two stopwatches run seconds apart.
         assert cell.cores_used == pytest.approx(hand["cores"], abs=0.3), (cell, hand)
