@@ -13,8 +13,11 @@ process's GIL: what it measures is the server's delay alone.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import multiprocessing
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -94,23 +97,26 @@ _CLIENT = r"""
 import json, socket, sys, time
 host, port, seconds, gap = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 rtts, errors, sent = [], [], 0
-with socket.create_connection((host, port), timeout=10) as s:
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        message = b"ping %d" % sent
-        t0 = time.perf_counter()
-        s.sendall(message)
-        reply = b""
-        while len(reply) < len(message):
-            chunk = s.recv(64)
-            if not chunk:
-                break
-            reply += chunk
-        rtts.append((time.perf_counter() - t0) * 1000)
-        sent += 1
-        if reply != message.upper():
-            errors.append(f"reply {reply!r} to {message!r}")
-        time.sleep(gap)
+try:
+    with socket.create_connection((host, port), timeout=10) as s:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            message = b"ping %d" % sent
+            t0 = time.perf_counter()
+            s.sendall(message)
+            reply = b""
+            while len(reply) < len(message):
+                chunk = s.recv(64)
+                if not chunk:
+                    break
+                reply += chunk
+            rtts.append((time.perf_counter() - t0) * 1000)
+            sent += 1
+            if reply != message.upper():
+                errors.append(f"reply {reply!r} to {message!r}")
+            time.sleep(gap)
+except OSError as exc:  # the server went away (the demo was interrupted): said, not raised
+    errors.append(f"{type(exc).__name__}: {exc}")
 print(json.dumps({"rtt_ms": rtts, "sent": sent, "errors": errors[:3]}))
 """
 
@@ -132,6 +138,34 @@ def _warm() -> int:
     import gillab.kernels  # noqa: F401 - the pool's first task pays the import, not the job
 
     return 0
+
+
+def _worker_init(parent_pid: int) -> None:
+    """In the pool's worker: Ctrl-C is the parent's to answer, and the worker dies with
+    it. SIGINT stayed blocked from the spawn until here (see _open_pool)."""
+    from gillab.core.procutil import worker_setup
+
+    worker_setup(parent_pid)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _open_pool() -> ProcessPoolExecutor:
+    """One spawned worker, started and warmed with SIGINT blocked: the child inherits the
+    mask, so a Ctrl-C that lands while it is still starting up cannot print a
+    KeyboardInterrupt traceback from inside its imports. The parent gets the signal as
+    soon as the mask is restored, a fraction of a second later."""
+    # spawn: forking a process whose loop runs threads copies their locks mid-use.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init, initargs=(os.getpid(),))
+    try:
+        pool.submit(_warm).result(timeout=60)
+    except BaseException:
+        pool.shutdown(cancel_futures=True)
+        raise
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    return pool
 
 
 @dataclass(frozen=True)
@@ -167,31 +201,65 @@ async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         while data := await reader.read(64):
             writer.write(data.upper())
             await writer.drain()
+    except ConnectionError:  # the client went away: nothing more to echo
+        pass
     finally:
         writer.close()
 
 
+def _quiet_on_interrupt(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """Ctrl-C raises inside whichever step runs, and asyncio.run cancels the rest: the
+    connection handler it ended would be reported as an unhandled error. The demo is
+    ending; anything else is reported as asyncio would."""
+    if isinstance(context.get("exception"), (KeyboardInterrupt, asyncio.CancelledError)):
+        return
+    loop.default_exception_handler(context)
+
+
 async def _serve_beside(mode: str, window_s: float, job_s: float, n: int, p: int,
                         pool: ProcessPoolExecutor | None) -> ModeResult:
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_quiet_on_interrupt)
     server = await asyncio.start_server(_echo, "127.0.0.1", 0)
     host, port = server.sockets[0].getsockname()[:2]
-    loop = asyncio.get_running_loop()
     job = None
     if mode == "to_thread":
         job = asyncio.ensure_future(asyncio.to_thread(spin, job_s, n, p))
     elif mode == "process_pool":
         job = loop.run_in_executor(pool, spin, job_s, n, p)
     async with server:
-        client = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", _CLIENT, host, str(port), str(window_s), "0.001",
-            stdout=subprocess.PIPE)
-        out, _ = await asyncio.wait_for(client.communicate(), timeout=window_s + 30)
+        out = await _run_client(host, port, window_s)
     chunks, answer = await asyncio.wait_for(job, timeout=job_s + 30) if job else (0, None)
-    if client.returncode != 0:
-        raise UserError(f"the echo client exited with code {client.returncode}")
     report = json.loads(out)
     return ModeResult(mode, tuple(report["rtt_ms"]), report["sent"], tuple(report["errors"]),
                       chunks, answer)
+
+
+async def _run_client(host: str, port: int, window_s: float) -> bytes:
+    """Run the client process to its end; what it printed (it prints once, at its end,
+    well under a pipe's buffer). Polled, not awaited through asyncio's child watcher:
+    an interrupted run kills and reaps it at once. It ignores Ctrl-C, which is the
+    demo's to answer, and dies with the demo (procutil.child_preexec)."""
+    from gillab.core.procutil import child_preexec
+
+    client = subprocess.Popen(
+        [sys.executable, "-c", _CLIENT, host, str(port), str(window_s), "0.001"],
+        stdout=subprocess.PIPE, preexec_fn=functools.partial(child_preexec, os.getpid()))
+    try:
+        deadline = time.monotonic() + window_s + 30
+        while client.poll() is None:
+            if time.monotonic() > deadline:
+                raise UserError("the echo client did not finish")
+            await asyncio.sleep(0.01)
+        out = client.stdout.read()
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+        client.stdout.close()
+    if client.returncode != 0:
+        raise UserError(f"the echo client exited with code {client.returncode}")
+    return out
 
 
 def measure(fast: bool = False) -> Result:
@@ -201,9 +269,7 @@ def measure(fast: bool = False) -> Result:
     # The job outlasts the client's window with room for the client's own start-up.
     job_s = window_s + pick(fast, 1.0, 0.6)
     n, p = 20_000, DEFAULT_P  # a loop of about a millisecond: the job is many of them
-    # spawn: forking a process whose loop runs threads copies their locks mid-use.
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pool.submit(_warm).result(timeout=60)
+    with _open_pool() as pool:
         modes = tuple(asyncio.run(_serve_beside(mode, window_s, job_s, n, p, pool))
                       for mode in MODES)
     return Result(modes, fact_mod_py(n, p), sys.getswitchinterval())
