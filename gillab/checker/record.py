@@ -1,4 +1,4 @@
-"""The records of `gillab check` (schema gillab/checker/1): frozen, plain data, JSON in and out.
+"""The records of `gillab check` (schema gillab/check/1): frozen, plain data, JSON in and out.
 
 The attributes are the JSON's fields. No measuring, no printing.
 """
@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 __all__ = ["SCHEMA", "Workers", "CheckResult", "CheckSweep"]
 
-SCHEMA = "gillab/checker/1"
+SCHEMA = "gillab/check/1"
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,7 @@ class TestJudge:
 
 
 class TestRecords:
-    """JSON of schema gillab/checker/1: the record's attributes are its fields."""
+    """JSON of schema gillab/check/1: the record's attributes are its fields."""
 
     def test_round_trip(self):
         r = judge(made())
