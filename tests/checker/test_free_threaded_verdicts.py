@@ -58,6 +58,20 @@ class TestScalesOrContends:
         r = judge.judge(record(0.9, 1.05))
         assert (r.verdict, r.contends) == ("does not scale", False)
 
+    def test_threads_parked_on_shared_objects_contend_when_their_own_copies_scale(self):
+        """3.13t's shared dict on a quiet machine: the threads block on its lock (1.35
+        cores, not 2), and the run with objects of their own scales: measured, so named."""
+        r = judge.judge(record(0.46, 1.35, private=1.93))
+        assert (r.verdict, r.contends, r.scales) == ("contends", True, False)
+        assert "waited on what they share" in r.reason
+        assert "contends on objects SETUP made: shared 0.46x, each thread its own 1.93x" \
+            in r.reason
+        assert r.practical == "threads help with objects of their own"
+
+    def test_a_lock_elsewhere_with_idle_cores_does_not_scale(self):
+        r = judge.judge(record(0.46, 1.35, private=0.5))
+        assert (r.verdict, r.contends) == ("does not scale", False)
+
     def test_a_busy_machine_cannot_tell(self):
         r = judge.judge(record(0.9, 1.05, noisy=True))
         assert (r.verdict, r.scales, r.contends) == ("too busy to tell", None, None)

@@ -465,6 +465,21 @@ except KeyboardInterrupt:
 """
 
 
+def _cmdline(proc: psutil.Process) -> str:
+    """A child's command line; "" for one that ended meanwhile (a zombie has none)."""
+    try:
+        return " ".join(proc.cmdline())
+    except psutil.Error:
+        return ""
+
+
+def _user_cpu(proc: psutil.Process) -> float:
+    try:
+        return proc.cpu_times().user
+    except psutil.Error:
+        return 0.0
+
+
 @needs_dask
 @pytest.mark.slow
 @pytest.mark.parametrize("when", ["starting", "running"])
@@ -477,11 +492,10 @@ def test_ctrl_c_closes_the_local_cluster(when):
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            workers = [c for c in psutil.Process(proc.pid).children(recursive=True)
-                       if "--multiprocessing-fork" in " ".join(c.cmdline())]
-            seen.update(c.pid for c in psutil.Process(proc.pid).children(recursive=True))
-            if workers and (when == "starting" or all(w.cpu_times().user > 1.5
-                                                      for w in workers)):
+            children = psutil.Process(proc.pid).children(recursive=True)
+            workers = [c for c in children if "--multiprocessing-fork" in _cmdline(c)]
+            seen.update(c.pid for c in children)
+            if workers and (when == "starting" or all(_user_cpu(w) > 1.5 for w in workers)):
                 break
             time.sleep(0.05)
         assert seen, "no worker process started"
