@@ -8,6 +8,7 @@ import dataclasses
 import multiprocessing
 import sys
 
+from gillab.compare.defaults import DEFAULT_TARGET_S, QUICK_TARGET_S
 from gillab.cli import arguments as checks
 from gillab.core import registry
 from gillab.core.errors import (EXIT_CELLS_FAILED, EXIT_OK, Finished, UsageError, UserError,
@@ -57,9 +58,11 @@ def add_arguments(p) -> None:
                         "lead to different verdicts; the median is kept (default 2; 1 with "
                         f"--quick; at most {checks.MAX_REPEAT})")
     p.add_argument("--quick", action="store_true",
-                   help="every kernel and executor at 1 and 2 workers, 0.1 s tasks")
+                   help="every kernel and executor at 1 and 2 workers, "
+                        f"{QUICK_TARGET_S:g} s tasks")
     p.add_argument("--target-s", type=checks.task_seconds, metavar="S",
-                   help="seconds one task takes serially (default 0.3; 0.1 with --quick; "
+                   help=f"seconds one task takes serially (default {DEFAULT_TARGET_S:g}; "
+                        f"{QUICK_TARGET_S:g} with --quick; "
                         f"from {checks.MIN_TASK_S:g} to {checks.MAX_TARGET_S:g})")
     p.add_argument("--target", metavar="MODULE:FUNC", type=checks.nonempty,
                    help="measure your own zero-argument callable instead of the kernels "
@@ -166,7 +169,7 @@ def _checked_plan(args):
         workers=args.workers or ((1, 2) if args.quick else (1, 2, 4)),
         repeat=args.repeat or (1 if args.quick else 2),
         max_repeat=max(args.repeat or 0, 3 if args.quick else 5),
-        target_s=args.target_s or (0.1 if args.quick else 0.3),
+        target_s=args.target_s or (QUICK_TARGET_S if args.quick else DEFAULT_TARGET_S),
         target=args.target,
         start_methods=args.start_method or (None,),
         cost=args.cost,

@@ -16,6 +16,7 @@ from typing import Callable
 from gillab import kernels
 from gillab.core import registry
 from gillab.compare.cells import Subject, adopt_baseline, build_cell, settled_for
+from gillab.compare.defaults import DEFAULT_TARGET_S
 from gillab.core.environment import collect_env, cpu_count, free_threaded_build
 from gillab.core.gilstate import gil_enabled, watch_gil
 from gillab.measure.executors import WorkerFailed, open_executor
@@ -42,7 +43,7 @@ class Plan:
     workers: tuple = (1, 2, 4)
     repeat: int = 2                    # timed runs at least; more while a verdict is unclear
     max_repeat: int = 5                # ... up to this many
-    target_s: float = 0.3
+    target_s: float = DEFAULT_TARGET_S
     p: int = DEFAULT_P
     target: str | None = None
     noise_limit: float = NOISE_LIMIT
