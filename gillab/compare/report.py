@@ -179,6 +179,13 @@ def _wrap(text: str, indent: str = "", width: int = WIDTH) -> list[str]:
                          subsequent_indent=indent + "    ") or [""]
 
 
+def _why_key(cell) -> tuple:
+    """Cells share a reason line when their word and its cause are the same: greenlets and
+    coroutines are both one OS thread, but a greenlet's reason is not a coroutine's."""
+    s = spec(cell.executor)
+    return cell.verdict, s.one_os_thread, s.one_os_thread and s.event_loop
+
+
 def _why_lines(cells, show_method: bool = False) -> list[str]:
     """One wrapped line per verdict word in a group: which cells, and one reason in numbers.
 
@@ -187,8 +194,9 @@ def _why_lines(cells, show_method: bool = False) -> list[str]:
     """
     telling = [c for c in cells if not spec(c.executor).baseline]
     lines = []
-    for verdict in dict.fromkeys(c.verdict for c in telling):
-        members = [c for c in telling if c.verdict == verdict]
+    for key in dict.fromkeys(_why_key(c) for c in telling):
+        members = [c for c in telling if _why_key(c) == key]
+        verdict = key[0]
         where = ", ".join(cell_label(c, show_method) + ("" if c.shape else f" x{c.workers}")
                           for c in members)
         example = max(members, key=lambda c: (c.workers, -(c.speedup or 0)))

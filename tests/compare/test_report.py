@@ -175,3 +175,20 @@ def test_cost_table_is_drawn_by_its_columns():
     row = next(line for line in lines if line.startswith("  processes"))
     assert header.split()[:3] == ["executor", "w", "start-up"]
     assert row.split() == ["processes", "2", "5.0", "2.5", "21.0", "-"]
+
+
+def test_coroutines_and_greenlets_get_a_reason_line_each():
+    """Both are serialized on one OS thread, for causes worded apart: one line would give
+    the coroutines the greenlets' reason."""
+    from gillab.compare.records import Cell
+    from gillab.compare.report import _why_lines
+
+    def cell(executor, reason):
+        return Cell(kernel="py", executor=executor, workers=2, n=10, seconds=None,
+                    serial_s=0.2, wall_s=0.4, speedup=1.0, cores_used=1.0, correct=True,
+                    verdict="serialized", reason=reason)
+
+    lines = _why_lines([cell("asyncio", "coroutines share one OS thread"),
+                        cell("gevent", "greenlets share one OS thread")])
+    assert lines == ["  serialized (asyncio x2): coroutines share one OS thread",
+                     "  serialized (gevent x2): greenlets share one OS thread"]
