@@ -182,6 +182,8 @@ def _wrap(text: str, indent: str = "", width: int = WIDTH) -> list[str]:
 def _why_key(cell) -> tuple:
     """Cells share a reason line when their word and its cause are the same: greenlets and
     coroutines are both one OS thread, but a greenlet's reason is not a coroutine's."""
+    if cell.verdict != "serialized":  # the other words' reasons read alike for all
+        return (cell.verdict,)
     s = spec(cell.executor)
     return cell.verdict, s.one_os_thread, s.one_os_thread and s.event_loop
 
