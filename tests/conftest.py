@@ -28,6 +28,27 @@ def run_gillab(*args: str, timeout: float = 120, **kwargs) -> subprocess.Complet
                           text=True, timeout=timeout, env=env, **kwargs)
 
 
+def interrupted_run(args: list, after_s: float, watch=None, timeout: float = 20):
+    """``python -m gillab ARGS`` in a session of its own, sent a terminal's Ctrl-C (SIGINT
+    to its process group) ``after_s`` seconds in; ``watch(proc)``, if given, runs just
+    before the signal (to list its workers, say). Returns (exit status, stdout, stderr,
+    what watch returned); the run is killed if it outlives ``timeout``."""
+    proc = subprocess.Popen([sys.executable, "-m", "gillab", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    watched = None
+    try:
+        time.sleep(after_s)
+        watched = watch(proc) if watch is not None else None
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode, out, err, watched
+
+
 def cores_used_by_threads(func, args, n_threads: int = 2) -> float:
     """CPU seconds of this process / wall seconds while n threads each call func(*args)."""
     threads = [threading.Thread(target=func, args=args) for _ in range(n_threads)]

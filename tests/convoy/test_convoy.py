@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -18,7 +15,7 @@ from gillab.convoy import cli, measuring, records, report, verdict
 from gillab.__main__ import create_parser
 from gillab.core.errors import UsageError
 
-from tests.conftest import retry_once, run_gillab
+from tests.conftest import interrupted_run, retry_once, run_gillab
 
 DESIGN_ROW_FIELDS = ("background", "probe", "switch_interval", "samples", "p50_ms", "p99_ms",
                      "max_ms", "verdict", "reason")
@@ -290,18 +287,9 @@ class TestShapesThroughTheCli:
     def test_quiet_and_ctrl_c(self, tmp_path):
         """-q: nothing on stderr; Ctrl-C: exit 130, no JSON, within about one call."""
         path = tmp_path / "c.json"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gillab", "convoy", "-b", "cy_gil", "-q", "--json",
-             str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            start_new_session=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        try:
-            time.sleep(3)  # calibration done, cy_gil rows under way
-            os.killpg(proc.pid, signal.SIGINT)
-            out, err = proc.communicate(timeout=20)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        assert proc.returncode == 130, err
+        # After 3 s: calibration done, cy_gil rows under way.
+        status, out, err, _ = interrupted_run(
+            ["convoy", "-b", "cy_gil", "-q", "--json", str(path)], 3)
+        assert status == 130, err
         assert err.strip() == "gillab: interrupted"
         assert out == "" and not list(tmp_path.iterdir())

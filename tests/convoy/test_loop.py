@@ -5,11 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 import threading
-import time
 from types import SimpleNamespace
 
 import psutil
@@ -19,7 +16,7 @@ from gillab import kernels
 from gillab.convoy import cli, measuring, records, report, verdict
 from gillab.core.errors import UsageError
 
-from tests.conftest import retry_once, run_gillab
+from tests.conftest import interrupted_run, retry_once, run_gillab
 
 RELEASES_GIL = {name: kernels.get(name).releases_gil for name in records.BACKGROUNDS
                 if name != "none"}
@@ -236,20 +233,11 @@ class TestLoopProbe:
         """Ctrl-C while the work runs inline, on a thread or in the pool: 130, no JSON,
         and the pool's process gone with gillab."""
         path = tmp_path / "loop.json"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gillab", "convoy", "-p", "loop", "-b", "py", "-q",
-             "--json", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            start_new_session=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        try:
-            time.sleep(4)  # calibration done, loop rows under way
-            children = psutil.Process(proc.pid).children(recursive=True)
-            os.killpg(proc.pid, signal.SIGINT)
-            out, err = proc.communicate(timeout=20)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        assert proc.returncode == 130, err
+        # After 4 s: calibration done, loop rows under way.
+        status, out, err, children = interrupted_run(
+            ["convoy", "-p", "loop", "-b", "py", "-q", "--json", str(path)], 4,
+            watch=lambda proc: psutil.Process(proc.pid).children(recursive=True))
+        assert status == 130, err
         assert err.strip() == "gillab: interrupted"
         assert out == "" and not list(tmp_path.iterdir())
         assert children, "the pool's process was not up yet: the test proved nothing"
