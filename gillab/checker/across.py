@@ -9,13 +9,13 @@ there to see. Nothing measured, nothing printed here: records back.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from dataclasses import dataclass
 
 from gillab.core.errors import UsageError, UserError
-from gillab.pythons.found import GIL_CHOICES, Interpreter, make_labels, probe
+from gillab.pythons.found import (Interpreter, make_labels, probe, probe_each,
+                                  with_gil_settings)
 
 __all__ = ["CheckRun", "plan_check_runs", "child_words", "run_check_across", "runs_to_dict"]
 
@@ -41,28 +41,13 @@ def _default_gil() -> str | None:
 
 def plan_check_runs(paths, gil: str | None = None, probe_func=probe) -> list:
     """Every run to make, checked before anything runs: UsageError for a --python that is
-    no Python, --gil without a free-threaded --python, or an unknown --gil."""
-    if gil is not None and gil not in GIL_CHOICES:
-        raise UsageError(f"--gil {gil}: choose from {', '.join(GIL_CHOICES)}")
+    no Python, --gil without a free-threaded --python, or an unknown --gil. Unlike
+    compare, no host run, and without --gil a free-threaded build runs as it would (as
+    $PYTHON_GIL says): an import that turns its GIL on is what check must see."""
     if gil is not None and not paths:
         raise UsageError(f"--gil {gil} needs --python PATH (a free-threaded build)")
-    found = []
-    for path in paths:
-        interp = probe_func(path)
-        if not any(os.path.realpath(f.path) == os.path.realpath(interp.path) for f in found):
-            found.append(interp)
-    if gil is not None and not any(i.free_threaded for i in found):
-        raise UsageError(f"--gil {gil}: {found[0].path} is a build with a GIL (only a "
-                         "free-threaded build, such as 3.13t, can switch its GIL off and on)")
-    settings = {"off": ("off",), "on": ("on",), "both": ("off", "on"),
-                None: (_default_gil(),)}[gil]
-    runs = []
-    for interp in found:
-        if interp.free_threaded:
-            runs += [dataclasses.replace(interp, gil=g) for g in settings]
-        else:
-            runs.append(interp)
-    return make_labels(runs)
+    found = probe_each(paths, gil, probe_func)
+    return make_labels(with_gil_settings(found, gil or _default_gil()))
 
 
 def child_words(args, json_path: str) -> list:

@@ -153,23 +153,35 @@ def select_interpreters(paths, gil: str | None = None, host: Interpreter | None 
     """The host first, then each --python PATH once (the host too if named again); a
     free-threaded one once per GIL setting of ``gil`` (default "off"; "both": off, then
     on). UsageError if ``gil`` is given and no --python is a free-threaded build."""
+    host = host or host_interpreter()
+    others = probe_each(paths, gil, probe_func, known=[host])
+    return make_labels([host] + with_gil_settings(others, gil or "off"))
+
+
+def probe_each(paths, gil: str | None, probe_func=probe, known=()) -> list:
+    """Each PATH probed once (one already in ``known`` or named twice is skipped); what
+    a ``--gil`` given with them asks is checked here, before anything runs."""
     if gil is not None and gil not in GIL_CHOICES:
         raise UsageError(f"--gil {gil}: choose from {', '.join(GIL_CHOICES)}")
-    host = host or host_interpreter()
-    chosen = [host]
-    others = []
+    found: list = []
     for path in paths:
-        if any(_same_file(path, c.path) for c in chosen + others):
-            continue
-        others.append(probe_func(path))
-    if gil is not None and not any(i.free_threaded for i in others):
-        named = others[0].path if others else "--python"
+        if not any(_same_file(path, i.path) for i in [*known, *found]):
+            found.append(probe_func(path))
+    if gil is not None and not any(i.free_threaded for i in found):
+        named = found[0].path if found else "--python"
         raise UsageError(f"--gil {gil}: {named} is a build with a GIL (only a free-threaded "
                          "build, such as 3.13t, can switch its GIL off and on)")
-    settings = {"off": ("off",), "on": ("on",), "both": ("off", "on")}[gil or "off"]
-    for other in others:
-        if other.free_threaded:
-            chosen += [dataclasses.replace(other, gil=g) for g in settings]
+    return found
+
+
+def with_gil_settings(interpreters, gil: str | None) -> list:
+    """A free-threaded interpreter once per setting of ``gil`` ("both": off, then on;
+    None: as the build runs), any other once as it is."""
+    settings = {"off": ("off",), "on": ("on",), "both": ("off", "on"), None: (None,)}[gil]
+    runs = []
+    for interp in interpreters:
+        if interp.free_threaded:
+            runs += [dataclasses.replace(interp, gil=g) for g in settings]
         else:
-            chosen.append(other)
-    return make_labels(chosen)
+            runs.append(interp)
+    return runs
