@@ -44,6 +44,15 @@ def compare_parser() -> argparse.ArgumentParser:
 
 
 def add_arguments(p) -> None:
+    """Every option of compare: what to measure, how, where else, and what to write."""
+    _add_matrix_arguments(p)
+    _add_run_arguments(p)
+    _add_elsewhere_arguments(p)
+    _add_output_arguments(p)
+
+
+def _add_matrix_arguments(p) -> None:
+    """What to measure: kernels (or a target), executors, worker counts, task size."""
     p.add_argument("-k", "--kernel", nargs="+", action="extend", choices=KERNEL_NAMES,
                    metavar="KERNEL", help=f"kernels to run (default: {', '.join(KERNEL_NAMES)}; "
                                          "py_shared only on a free-threaded build)")
@@ -67,6 +76,10 @@ def add_arguments(p) -> None:
     p.add_argument("--target", metavar="MODULE:FUNC", type=checks.nonempty,
                    help="measure your own zero-argument callable instead of the kernels "
                         "(default executors: serial, threads, processes)")
+
+
+def _add_run_arguments(p) -> None:
+    """How to run the process and event-loop executors, and the limits on workers."""
     p.add_argument("--start-method", type=_start_methods, metavar="fork,spawn",
                    help="multiprocessing start method(s) for the process executors; "
                         "several run side by side (choose from "
@@ -83,6 +96,10 @@ def add_arguments(p) -> None:
     p.add_argument("--max-threads", type=checks.bounded_int(checks.MAX_COUNT),
                    default=MAX_THREADS, metavar="N",
                    help=f"refuse more worker threads than this (default {MAX_THREADS})")
+
+
+def _add_elsewhere_arguments(p) -> None:
+    """Other interpreters and dask clusters."""
     p.add_argument("--python", action="append", metavar="PATH",
                    help="run the matrix under this interpreter too (repeatable), side by side")
     p.add_argument("--gil", choices=["off", "on", "both"], metavar="off|on|both",
@@ -100,6 +117,10 @@ def add_arguments(p) -> None:
     p.add_argument("--dask-config", choices=list(CONFIGS) if CONFIGS else None,
                    help=f"the local cluster's dask settings (default {DEFAULT_CONFIG}: "
                         "distributed's profiler off; dask: its own defaults; see docs/dask.md)")
+
+
+def _add_output_arguments(p) -> None:
+    """What to write besides the table, and progress."""
     p.add_argument("--json", metavar="PATH", type=checks.nonempty,
                    help="also write every cell as JSON (atomically)")
     p.add_argument("--plot", metavar="PATH", type=checks.nonempty,
