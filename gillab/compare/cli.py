@@ -231,7 +231,8 @@ def _run_here(args, plan) -> Finished:
     from gillab.core import procutil
     from gillab.compare.engine import run_compare
     from gillab.compare.progress import make_progress
-    from gillab.compare.report import format_cost_table, format_table, write_plot
+    from gillab.compare.plot import write_plot
+    from gillab.compare.report import format_cost_table, format_table
     from gillab.compare.records import write_json_atomic
 
     progress = make_progress(args.quiet)
@@ -305,7 +306,7 @@ def _compare_across(args) -> list[str]:
     from gillab import kernels
     from gillab.compare.across import plan_across, run_across
     from gillab.compare.merge import relabelled, to_json
-    from gillab.compare.report import write_plot
+    from gillab.compare.plot import write_plot
     from gillab.compare.report_across import format_side_by_side
     from gillab.compare.records import write_json_atomic
 

@@ -232,7 +232,8 @@ def write_plot(rows, env: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from gillab.compare.report import format_env_line, save_figure
+    from gillab.compare.plot import save_figure
+    from gillab.compare.report import format_env_line
 
     loop = [r for r in rows if r.probe == LOOP_PROBE]
     fig, (lag_ax, work_ax) = plt.subplots(1, 2, figsize=(10, 4.2))

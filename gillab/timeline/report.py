@@ -443,6 +443,6 @@ def write_png(tl: Timeline, path: str, window: Window | None = None) -> None:
     fig.legend(handles=[Patch(color=COLOURS[s], label=LEGEND[s]) for s in _legend_states(tl)],
                loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.2, 1, 1))
-    from gillab.compare.report import save_figure
+    from gillab.compare.plot import save_figure
 
     save_figure(fig, path, bbox_inches="tight")
