@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import math
-import os
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -23,14 +21,15 @@ from gillab.measure.executors import WorkerFailed, open_executor
 from gillab.measure.footprint import PeakMemory, measure_startup, tree_pss_mb
 from gillab.measure.gevent_cells import measure_gevent_cells
 from gillab.kernels import DEFAULT_P
-from gillab.measure.bounded import CallTimeout, call_bounded, deadline_in
+from gillab.measure.bounded import CallTimeout, call_bounded, deadline_in, hang_timeout_s
+from gillab.measure.dispatch import dispatch_figure
 from gillab.measure.clocks import autorange_calls, calibrate_n, measure_cell, now
 from gillab.measure.noise import NOISE_LIMIT
 from gillab.measure.outcome import CellFailure, Measured
 from gillab.compare.records import Cell, CompareRun
 
 __all__ = ["Plan", "run_compare", "plan_cells", "Progress", "measure_gevent_cells",
-           "measure_lesson_costs"]
+           ]
 
 
 @dataclass(frozen=True)
@@ -126,22 +125,6 @@ def _dask_worker_counts(plan: Plan) -> list[int]:
     return [k for k, _ in plan_shapes(plan.workers, plan.dask_shapes)]
 
 
-#: Seconds a call may go without answering before it counts as hung: how long the
-#: calibration of a --target waits, and the least any cell waits. $GILLAB_HANG_TIMEOUT_S
-#: changes it (docs/contract.md): the tests shrink it to see a hang reported in seconds.
-HANG_TIMEOUT_S = 30.0
-
-
-def hang_timeout_s() -> float:
-    """$GILLAB_HANG_TIMEOUT_S (at least 0.5 s), else HANG_TIMEOUT_S; a value that is not
-    a finite number is ignored, as $GILLAB_PROBE_TIMEOUT_S's is."""
-    try:
-        chosen = float(os.environ.get("GILLAB_HANG_TIMEOUT_S", HANG_TIMEOUT_S))
-    except ValueError:
-        return HANG_TIMEOUT_S
-    return max(0.5, chosen) if math.isfinite(chosen) else HANG_TIMEOUT_S
-
-
 def _autorange_bounded(func, target_s: float, timeout_s: float | None = None):
     """(calls, None) from autorange_calls, run in a daemon thread: a target that raises
     or exits is looped once (its cells report the error); one that never returns is
@@ -227,7 +210,7 @@ def _measure_local(subject: Subject, executor: str, workers: int, plan: Plan,
             ex.run(subject.task, workers)
     key = (executor, workers, start_method)
     if key not in dispatch:
-        dispatch[key] = _dispatch_us(executor, workers, start_method)
+        dispatch[key] = dispatch_figure(executor, workers, start_method)
     return Measured(measured, {"startup_s": startup.wall_s, "startup_cpu_s": startup.cpu_s,
                                "mem_mb": max(0.0, memory.peak_mb - baseline_mb),
                                "dispatch_us": dispatch[key]})
@@ -255,20 +238,6 @@ class _PairedSerial:
     def __exit__(self, *exc):
         if self.ex is not None:
             self.ex.__exit__(*exc)
-
-
-def _dispatch_us(executor: str, workers: int, start_method: str | None) -> float | None:
-    """Per-task dispatch cost of an executor shape (it does not depend on the kernel).
-
-    None for threads and processes: they start a worker per task, so their cost is
-    start-up, measured apart.
-    """
-    from gillab.measure.dispatch import dispatch_us
-
-    spec = registry.spec(executor)
-    if not spec.dispatch or spec.remote:
-        return None  # gevent's and dask's are measured where they run
-    return dispatch_us(executor, n_tasks=1000, n_workers=workers, start_method=start_method)
 
 
 def _measure_dask(subject: Subject, plan: Plan, progress: Progress):
@@ -408,31 +377,6 @@ def _lesson_costs(plan: Plan, progress: Progress) -> dict | None:
     if not plan.cost:
         return None
     progress.step("the lesson's costs: 100 threads vs 100 processes")
+    from gillab.measure.footprint import measure_lesson_costs
+
     return measure_lesson_costs(plan.start_methods[0])
-
-
-def measure_lesson_costs(start_method: str | None = None, n_workers: int = 100,
-                         n_small_tasks: int = 200, pool_size: int = 2,
-                         p: int = DEFAULT_P) -> dict:
-    """The lesson's cost claims, measured: 100 threads against 100 processes (start-up
-    and memory), and a pool of k against fresh processes for many small tasks."""
-    from gillab.measure.clocks import time_call
-
-    out: dict = {"workers": n_workers}
-    for name in ("threads", "processes"):
-        baseline_mb = tree_pss_mb()
-        with open_executor(name, n_workers, start_method) as ex:
-            startup, _ = measure_startup(ex.start_idle)
-            with PeakMemory() as memory:
-                ex.run(kernels.Task("sleep", (0.2,)), n_workers)
-        out[name] = {"startup_s": startup.wall_s, "startup_cpu_s": startup.cpu_s,
-                     "mem_mb": max(0.0, memory.peak_mb - baseline_mb)}
-    small = kernels.Task("cy_nogil", (calibrate_n(kernels.get("cy_nogil"), 0.001, p), p))
-    with open_executor("mp_pool", pool_size, start_method) as pool:
-        pool_s, _ = time_call(pool.run, small, n_small_tasks)
-    with open_executor("processes", pool_size, start_method) as fresh:
-        fresh_s, _ = time_call(
-            lambda: [fresh.run(small, pool_size) for _ in range(n_small_tasks // pool_size)])
-    out["small_tasks"] = {"tasks": n_small_tasks, "pool_size": pool_size,
-                          "pool_s": pool_s, "fresh_processes_s": fresh_s}
-    return out

@@ -7,10 +7,13 @@ Deadlines are time.monotonic() readings: they bound waits and are never a figure
 """
 from __future__ import annotations
 
+import math
+import os
 import threading
 import time
 
-__all__ = ["CallTimeout", "deadline_in", "past", "remaining", "call_bounded", "join_all"]
+__all__ = ["CallTimeout", "deadline_in", "past", "remaining", "call_bounded", "join_all",
+           "HANG_TIMEOUT_S", "hang_timeout_s"]
 
 
 class CallTimeout(Exception):
@@ -61,3 +64,19 @@ def call_bounded(func, deadline: float, what: str, name: str = "gillab-bounded")
     if "error" in box:
         raise box["error"]
     return box["value"]
+
+
+#: Seconds a call may go without answering before it counts as hung: how long compare's
+#: calibration of a --target waits, and the least any of its cells waits. $GILLAB_HANG_TIMEOUT_S
+#: changes it (docs/contract.md): the tests shrink it to see a hang reported in seconds.
+HANG_TIMEOUT_S = 30.0
+
+
+def hang_timeout_s() -> float:
+    """$GILLAB_HANG_TIMEOUT_S (at least 0.5 s), else HANG_TIMEOUT_S; a value that is not
+    a finite number is ignored, as $GILLAB_PROBE_TIMEOUT_S's is."""
+    try:
+        chosen = float(os.environ.get("GILLAB_HANG_TIMEOUT_S", HANG_TIMEOUT_S))
+    except ValueError:
+        return HANG_TIMEOUT_S
+    return max(0.5, chosen) if math.isfinite(chosen) else HANG_TIMEOUT_S

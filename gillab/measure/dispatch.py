@@ -20,7 +20,8 @@ from gillab.core import stats
 from gillab.measure.executors import WorkerFailed, open_executor
 from gillab.measure.clocks import time_call
 
-__all__ = ["DISPATCH_EXECUTORS", "Dispatcher", "dispatch_us", "dispatch_us_client", "trivial"]
+__all__ = ["DISPATCH_EXECUTORS", "Dispatcher", "dispatch_us", "dispatch_us_client", "trivial",
+           "dispatch_figure"]
 
 #: Where a per-task dispatch cost is measured. ``serial`` is the floor: the same
 #: calls with no executor in between.
@@ -179,3 +180,15 @@ def dispatch_us_client(client, n_tasks: int = 500, repeat: int = 3,
             raise RuntimeError("dask returned wrong answers for trivial tasks")
         seconds.append(elapsed)
     return stats.minimum(seconds) / n_tasks * 1e6
+
+
+def dispatch_figure(executor: str, workers: int, start_method: str | None) -> float | None:
+    """Per-task dispatch cost of an executor shape (it does not depend on the kernel).
+
+    None for threads and processes: they start a worker per task, so their cost is
+    start-up, measured apart.
+    """
+    traits = registry.spec(executor)
+    if not traits.dispatch or traits.remote:
+        return None  # gevent's and dask's are measured where they run
+    return dispatch_us(executor, n_tasks=1000, n_workers=workers, start_method=start_method)

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from gillab.measure.calibrate import time_call
 from gillab.measure.clocks import _BackgroundSampler, cpu_snapshot
 
-__all__ = ["pss_mb", "tree_pss_mb", "PeakMemory", "StartupCost", "measure_startup"]
+__all__ = ["pss_mb", "tree_pss_mb", "PeakMemory", "StartupCost", "measure_startup",
+           "measure_lesson_costs"]
 
 
 # --- memory: proportional set size ------------------------------------------------------
@@ -88,3 +89,33 @@ def measure_startup(start) -> tuple[StartupCost, object]:
     wall, started = time_call(start)
     cpu = cpu_snapshot().seconds_since(cpu0) - own_cost
     return StartupCost(wall, max(0.0, cpu)), started
+
+
+def measure_lesson_costs(start_method: str | None = None, n_workers: int = 100,
+                         n_small_tasks: int = 200, pool_size: int = 2,
+                         p: int | None = None) -> dict:
+    """The lesson's cost claims, measured: 100 threads against 100 processes (start-up
+    and memory), and a pool of k against fresh processes for many small tasks."""
+    from gillab import kernels
+    from gillab.measure.calibrate import calibrate_n
+    from gillab.measure.executors import open_executor
+
+    p = kernels.DEFAULT_P if p is None else p
+    out: dict = {"workers": n_workers}
+    for name in ("threads", "processes"):
+        baseline_mb = tree_pss_mb()
+        with open_executor(name, n_workers, start_method) as ex:
+            startup, _ = measure_startup(ex.start_idle)
+            with PeakMemory() as memory:
+                ex.run(kernels.Task("sleep", (0.2,)), n_workers)
+        out[name] = {"startup_s": startup.wall_s, "startup_cpu_s": startup.cpu_s,
+                     "mem_mb": max(0.0, memory.peak_mb - baseline_mb)}
+    small = kernels.Task("cy_nogil", (calibrate_n(kernels.get("cy_nogil"), 0.001, p), p))
+    with open_executor("mp_pool", pool_size, start_method) as pool:
+        pool_s, _ = time_call(pool.run, small, n_small_tasks)
+    with open_executor("processes", pool_size, start_method) as fresh:
+        fresh_s, _ = time_call(
+            lambda: [fresh.run(small, pool_size) for _ in range(n_small_tasks // pool_size)])
+    out["small_tasks"] = {"tasks": n_small_tasks, "pool_size": pool_size,
+                          "pool_s": pool_s, "fresh_processes_s": fresh_s}
+    return out

@@ -468,7 +468,7 @@ class TestUserCodeThatEndsTheRun:
 def test_the_hang_timeout_follows_the_environment(monkeypatch, value, seconds):
     """$GILLAB_HANG_TIMEOUT_S sets how long a call may not answer before it is hung: a
     floor of 0.5 s, and what is not a finite number leaves the 30 s default."""
-    from gillab.compare.engine import hang_timeout_s
+    from gillab.measure.bounded import hang_timeout_s
 
     if value is None:
         monkeypatch.delenv("GILLAB_HANG_TIMEOUT_S", raising=False)
