@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from gillab import kernels
 from gillab.measure import gevent_cells
 from gillab.measure.outcome import CellFailure
-from gillab.measure import clocks as measure
+from gillab.measure import cell as measure
 from gillab.core import stats
 from gillab.core.environment import cpu_count, gil_enabled
 from gillab.compare.verdict import judge
@@ -38,7 +38,7 @@ class Timed:
 def run_rounds(benchmark, run, rounds: int) -> Timed:
     """Time ``run()`` for ``rounds`` rounds with pytest-benchmark, here in this process.
 
-    gillab.measure.clocks.measure_once reads the CPU and machine-load counters around all the
+    gillab.measure.cell.measure_once reads the CPU and machine-load counters around all the
     rounds, outside pytest-benchmark's timed region (a snapshot scans /proc and would
     otherwise be timed with the work), and computes the share of the machine other
     processes took exactly as compare's noise guard does. It cannot retry like
@@ -67,7 +67,7 @@ def run_gevent_cell(benchmark, task: kernels.Task, workers: int, *, expected, se
                     io_bound: bool, repeat: int) -> Timed:
     """Measure one gevent cell in a fresh, monkey-patched child, as ``compare`` does.
 
-    The child times its own ``repeat`` runs (gillab.measure.clocks.measure_cell); those are the
+    The child times its own ``repeat`` runs (gillab.measure.cell.measure_cell); those are the
     cell's figures. pytest-benchmark can only time the child as a whole, start-up
     included, so its one round is an upper bound, comparable between saved runs.
     """

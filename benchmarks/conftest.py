@@ -14,7 +14,7 @@ import pytest
 from gillab import kernels
 from gillab.core import stats
 from gillab.measure.dispatch import Dispatcher
-from gillab.measure.clocks import calibrate_n, time_call
+from gillab.measure.calibrate import calibrate_n, time_call
 
 #: Options that ask for real measurements; without one, benchmarks run once, untimed.
 MEASURE_OPTIONS = ("benchmark_only", "benchmark_enable", "benchmark_save",

@@ -12,7 +12,7 @@ import math
 import pytest
 
 from gillab.measure.dispatch import Dispatcher
-from gillab.measure.clocks import time_call
+from gillab.measure.calibrate import time_call
 
 from .cells import record, run_rounds
 

@@ -40,7 +40,7 @@ def cmd_kernels(args) -> list[str]:
 
     calibration = None
     if args.calibrate:
-        from gillab.measure.clocks import calibrate_kernels
+        from gillab.measure.calibrate import calibrate_kernels
 
         calibration = calibrate_kernels(target_s=args.target_s)
     return format_kernels(kernels.KERNELS, calibration)

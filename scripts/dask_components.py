@@ -26,7 +26,9 @@ import time
 
 from gillab import kernels
 from gillab.measure.dask_cluster import local_cluster
-from gillab.measure.clocks import calibrate_n, cpu_snapshot, measure_once, run_task
+from gillab.measure.clocks import cpu_snapshot, run_task
+from gillab.measure.cell import measure_once
+from gillab.measure.calibrate import calibrate_n
 
 CONFIGS = {
     "dask defaults": {},

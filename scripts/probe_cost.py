@@ -8,7 +8,8 @@ import statistics
 import time
 
 from gillab import kernels
-from gillab.measure.clocks import GilProbe, calibrate_n
+from gillab.measure.cell import GilProbe
+from gillab.measure.calibrate import calibrate_n
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from gillab import kernels
 from gillab.core import stats
 from gillab.core.registry import spec as executor_spec
-from gillab.measure.clocks import CellMeasurement
+from gillab.measure.cell import CellMeasurement
 from gillab.measure.outcome import CellFailure
 from gillab.compare.records import Cell
 from gillab.compare.verdict import MARGIN, Losses, ideal_speedup, judge, os_share, where_the_time_went

@@ -23,7 +23,9 @@ from gillab.measure.gevent_cells import measure_gevent_cells
 from gillab.kernels import DEFAULT_P
 from gillab.measure.bounded import CallTimeout, call_bounded, deadline_in, hang_timeout_s
 from gillab.measure.dispatch import dispatch_figure
-from gillab.measure.clocks import autorange_calls, calibrate_n, measure_cell, now
+from gillab.measure.clocks import now
+from gillab.measure.cell import measure_cell
+from gillab.measure.calibrate import autorange_calls, calibrate_n
 from gillab.measure.noise import NOISE_LIMIT
 from gillab.measure.outcome import CellFailure, Measured
 from gillab.compare.records import Cell, CompareRun

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from gillab import kernels
 from gillab.demos._common import CpuMeter, available_cpus, pad, pick
 from gillab.core.errors import UserError
-from gillab.measure.clocks import calibrate_n
+from gillab.measure.calibrate import calibrate_n
 
 #: The lesson's own figures, measured on its 12-CPU machine.
 LESSON = {"cpus": 12, "cpu_processes_s": 5.67, "cpu_threads_s": 30.23,

@@ -11,7 +11,7 @@ from gillab import kernels
 from gillab.demos import _common
 from gillab.demos._common import CpuMeter, available_cpus, pad, pick
 from gillab.core.errors import UserError
-from gillab.measure.clocks import calibrate_n
+from gillab.measure.calibrate import calibrate_n
 
 CPU_KERNEL = "py"
 N_THREADS = 2

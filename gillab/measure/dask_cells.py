@@ -3,7 +3,7 @@
 Should my Dask workers be processes or threads for *this* function? A cell runs k
 identical tasks on a cluster shaped P processes x T threads (P x T = k), one task
 pinned to each worker thread, through the client (``pure=False``, so k identical
-calls stay k tasks), checks every answer, and is measured by gillab.measure.clocks.measure_cell
+calls stay k tasks), checks every answer, and is measured by gillab.measure.cell.measure_cell
 like every other cell: wall and CPU time of the whole cluster, ``gil_wait`` inside
 the tasks, the one noise guard. The cluster's life (start, Ctrl-C, reaping) is
 gillab.measure.dask_cluster's.
@@ -30,7 +30,8 @@ from gillab.measure.dask_cluster import (DaskCellFailed, cluster_cpu, cpu_delta,
                                  local_cluster, submit_pinned, worker_threads)
 from gillab.core.errors import UserError, one_line
 from gillab.measure.footprint import StartupCost
-from gillab.measure.clocks import CellMeasurement, ExtraCpu, measure_cell, run_task
+from gillab.measure.clocks import run_task
+from gillab.measure.cell import CellMeasurement, ExtraCpu, measure_cell
 from gillab.measure.noise import NOISE_LIMIT
 
 __all__ = ["CONFIGS", "DEFAULT_CONFIG", "plan_shapes", "parse_shape", "parse_shapes",
@@ -259,7 +260,7 @@ def measure_dask(task: kernels.Task, workers, *, shapes=None, scheduler: str | N
     """Measure ``task`` on dask clusters; yield (k, measured, extra) per cell, the shape
     of gillab.compare.engine.measure_gevent_cells.
 
-    ``measured`` is a gillab.measure.clocks.CellMeasurement, or a one-line message for a
+    ``measured`` is a gillab.measure.cell.CellMeasurement, or a one-line message for a
     cell that could not be measured; ``extra`` holds the Cell fields only dask has:
     ``shape``, ``loop_stall_s`` (max over workers and runs), ``dask_gil_contention``
     (mean; None without gilknocker), ``dask_own_cores``, ``dask_config``,

@@ -18,7 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 from gillab.core import registry
 from gillab.core import stats
 from gillab.measure.executors import WorkerFailed, open_executor
-from gillab.measure.clocks import time_call
+from gillab.measure.calibrate import time_call
 
 __all__ = ["DISPATCH_EXECUTORS", "Dispatcher", "dispatch_us", "dispatch_us_client", "trivial",
            "dispatch_figure"]

@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gillab.measure.calibrate import time_call
-from gillab.measure.clocks import _BackgroundSampler, cpu_snapshot
+from gillab.measure.clocks import cpu_snapshot
+from gillab.measure.cell import _BackgroundSampler
 
 __all__ = ["pss_mb", "tree_pss_mb", "PeakMemory", "StartupCost", "measure_startup",
            "measure_lesson_costs"]

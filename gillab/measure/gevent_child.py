@@ -23,7 +23,8 @@ import gevent  # noqa: E402
 
 from gillab.core.errors import one_line  # noqa: E402
 from gillab.measure.footprint import PeakMemory, measure_startup, tree_pss_mb  # noqa: E402
-from gillab.measure.clocks import measure_cell, now, run_task  # noqa: E402
+from gillab.measure.clocks import now, run_task
+from gillab.measure.cell import measure_cell  # noqa: E402
 from gillab.measure.outcome import CellFailure, Measured  # noqa: E402
 
 

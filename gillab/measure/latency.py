@@ -17,7 +17,7 @@ from gillab import kernels
 from gillab.core import stats
 from gillab.core.errors import UserError, one_line
 from gillab.measure.calibrate import calibrate_n, ns_per_iter
-from gillab.measure.clocks import run_counted
+from gillab.measure.cell import run_counted
 
 __all__ = ["LatencySamples", "calibrate_call", "BackgroundThread", "sample",
            "measure_latencies", "LoopSamples", "timed_call", "measure_loop_lag"]

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from gillab.core.errors import one_line
 from gillab.measure.bounded import CallTimeout, call_bounded, remaining
 from gillab.measure.calibrate import autorange
-from gillab.measure.clocks import GilProbe, TaskClock, machine_busy, now, own_cpu, timed
+from gillab.measure.clocks import TaskClock, machine_busy, now, own_cpu, timed
+from gillab.measure.cell import GilProbe
 from gillab.measure.noise import noise_share
 from gillab.measure.runs import ForkedRun, ThreadRun
 

@@ -6,7 +6,8 @@ import pytest
 from gillab import kernels
 from gillab.compare.cells import (Subject, adopt_baseline, build_cell, figures, settled_for,
                                   verdict_of)
-from gillab.measure.clocks import CellMeasurement, RepeatResult, TaskClock, measure_cell
+from gillab.measure.clocks import TaskClock
+from gillab.measure.cell import CellMeasurement, RepeatResult, measure_cell
 from gillab.measure.outcome import CellFailure
 
 ANSWER = 42

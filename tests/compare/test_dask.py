@@ -21,8 +21,9 @@ from gillab.measure.dask_cells import (CONFIGS, DEFAULT_CONFIG, cell_figures, da
                                parse_shapes, plan_shapes, shape_of)
 from gillab.measure.dask_cluster import cpu_delta
 from gillab.core.errors import UserError
-from gillab.measure.clocks import (CellMeasurement, ExtraCpu, RepeatResult, TaskClock, boot_id,
-                            calibrate_n, measure_cell)
+from gillab.measure.clocks import TaskClock, boot_id
+from gillab.measure.cell import CellMeasurement, ExtraCpu, RepeatResult, measure_cell
+from gillab.measure.calibrate import calibrate_n
 
 from tests.conftest import NoisyCells, retry_once, run_gillab
 

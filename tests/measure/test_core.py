@@ -11,7 +11,8 @@ import pytest
 from gillab.core.errors import one_line
 from gillab.measure import bounded, latency, noise
 from gillab.measure.calibrate import autorange
-from gillab.measure.clocks import TaskClock, run_counted, timed
+from gillab.measure.clocks import TaskClock, timed
+from gillab.measure.cell import run_counted
 from gillab.measure.runs import ForkedRun, ThreadRun
 
 

@@ -56,7 +56,7 @@ class TestLoopRun:
 
 def cpu_task(seconds=0.05):
     p = kernels.DEFAULT_P
-    from gillab.measure.clocks import calibrate_n
+    from gillab.measure.calibrate import calibrate_n
 
     return kernels.Task("cy_gil", (calibrate_n(kernels.get("cy_gil"), seconds, p), p))
 

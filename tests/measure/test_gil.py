@@ -11,7 +11,7 @@ import time
 import pytest
 
 from gillab import kernels
-from gillab.measure.clocks import calibrate_n
+from gillab.measure.calibrate import calibrate_n
 
 from tests.conftest import assert_prompt, cores_used_by_threads, retry_once, with_load
 

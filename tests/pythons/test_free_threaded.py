@@ -80,7 +80,7 @@ def retry_once(check):
 
 
 def sized(kernel, target_s: float = 0.3) -> int:
-    from gillab.measure.clocks import calibrate_n
+    from gillab.measure.calibrate import calibrate_n
 
     return calibrate_n(kernel, target_s, P)
 
