@@ -14,7 +14,8 @@ import pytest
 from gillab.timeline.gilmap import (CPU, FUTEX, GIL_WAIT, IO, LOCK_WAIT, QUEUED, SHORT,
                                     WCHAN_FUTEX, WCHAN_OTHER, GilMap, find_gil, parse_maps)
 from gillab.timeline.rebuild import RUNNING, Interval, place_queue, rebuild
-from gillab.timeline.record import (Timeline, add_wake_phases, blocks_in_poll, clip,
+from gillab.timeline.phases import add_wake_phases, blocks_in_poll
+from gillab.timeline.record import (Timeline, clip,
                                     cpu_agreement, kept_by_another, summarize_thread, together,
                                     truth_summary)
 from gillab.timeline import report
