@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from gillab.core import stats
-from gillab.timeline import measure, record
+from gillab.timeline import child, measure, record
 
 
 def stamped_runs_ms(task: dict) -> list[float]:
@@ -40,7 +40,7 @@ def main() -> int:
           f"{'stamps':>7} {'queued':>7}")
     for si in (0.005, 0.001):
         for _ in range(args.runs):
-            argv = measure.lab_child_argv("py", "threads", 2, args.seconds, si, False,
+            argv = child.lab_child_argv("py", "threads", 2, args.seconds, si, False,
                                           truth=True)
             rec = measure.watch_lab_child(argv, period,
                                           steady=measure.steady_ns(period, args.fixed_period))

@@ -80,7 +80,7 @@ def cmd_timeline(args) -> list[str]:
     _check(args, program)
     if not sys.platform.startswith("linux"):
         raise UserError(f"timeline reads /proc and works on Linux only (this is {sys.platform})")
-    from gillab.timeline import measure, record, report
+    from gillab.timeline import child, measure, record, report
 
     period_ns = int(args.period_ms * 1e6)
     steady = measure.steady_ns(period_ns, args.fixed_period)
@@ -103,7 +103,7 @@ def cmd_timeline(args) -> list[str]:
                     "workers": 2 if args.convoy else args.workers,
                     "switch_interval": args.switch_interval}
         _progress(args, f"running {report_label(scenario)} and sampling its threads ...")
-        argv = measure.lab_child_argv(kernel, args.executor, args.workers, args.seconds,
+        argv = child.lab_child_argv(kernel, args.executor, args.workers, args.seconds,
                                       args.switch_interval, bool(args.convoy))
         rec = measure.watch_lab_child(argv, period_ns, steady=steady)
     if rec.t_end_ns - rec.t_go_ns < max(4 * period_ns, MIN_RUN_NS):

@@ -7,8 +7,8 @@ from __future__ import annotations
 import subprocess
 
 from gillab.core import stats
-from gillab.timeline.measure import (_kill, _read_json_line, _start, lab_child_argv,
-                                     steady_ns, watch_lab_child)
+from gillab.timeline.child import kill_child, lab_child_argv, read_json_line, start_child
+from gillab.timeline.measure import steady_ns, watch_lab_child
 
 __all__ = ["run_unwatched", "sampler_cost", "MODES"]
 
@@ -18,15 +18,15 @@ MODES = ("unwatched", "default", "fixed")
 
 def run_unwatched(argv: list[str]) -> dict:
     """The same lab child with nobody sampling it: the baseline of the sampler's cost."""
-    proc = _start(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = start_child(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        ready = _read_json_line(proc, "ready")
+        ready = read_json_line(proc, "ready")
         proc.stdin.write("go\n")
         proc.stdin.flush()
-        truth = _read_json_line(proc, "truth")
+        truth = read_json_line(proc, "truth")
         proc.wait(timeout=10)
     finally:
-        _kill(proc)
+        kill_child(proc)
     return {**ready, **truth}
 
 

@@ -6,16 +6,14 @@ draws no conclusion: it hands back raw per-thread sample streams (``Recording``)
 """
 from __future__ import annotations
 
-import json
 import os
-import signal
 import struct
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from gillab.core.errors import UserError
+from gillab.timeline.child import kill_child, read_json_line, start_child
 from gillab.timeline.gilmap import GilMap, find_gil, gil_of_process
 
 class Sample(NamedTuple):
@@ -178,39 +176,14 @@ def _cpu_self() -> float:
     return time.thread_time()
 
 
-def _kill(proc: subprocess.Popen) -> None:
-    """Stop the child and anything it left in its process group; close its pipes."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except OSError:
-            proc.kill()
-    proc.wait()
-    for pipe in (proc.stdin, proc.stdout, proc.stderr):
-        if pipe is not None:
-            try:
-                pipe.close()
-            except OSError:  # a broken pipe to a child that died: nothing left to flush
-                pass
-
-
-def _start(argv: list[str], **kw) -> subprocess.Popen:
-    try:
-        # Its own process group, so Ctrl-C reaches gillab only and gillab stops the
-        # whole child, whatever it started.
-        return subprocess.Popen(argv, start_new_session=True, **kw)
-    except OSError as exc:
-        raise UserError(f"cannot start {argv[0]}: {exc.strerror}") from None
-
-
 def watch_lab_child(argv: list[str], period_ns: int, max_s: float = 60.0,
                     steady: int = 0) -> Recording:
     """Run the lab's child workload (gillab.timeline.workload): it parks its threads,
     reports their TIDs, waits for 'go' on stdin, works, and reports its own truth."""
-    proc = _start(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = start_child(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     files = _Files(proc.pid, steady_ns=steady)
     try:
-        ready = _read_json_line(proc, "ready")
+        ready = read_json_line(proc, "ready")
         for tid in ready["tids"]:
             if not files.add(tid):
                 raise UserError(f"thread {tid} of the child ended before it was watched")
@@ -240,29 +213,18 @@ def watch_lab_child(argv: list[str], period_ns: int, max_s: float = 60.0,
                 raise UserError(f"the child still ran after {max_s:.0f} s; stopped it")
         sampler_cpu = _cpu_self() - cpu0
         _decode(chunks, streams)
-        truth = _read_json_line(proc, "truth")
+        truth = read_json_line(proc, "truth")
         code = proc.wait(timeout=10)
         if code != 0:
             raise UserError(f"the child workload exited with code {code}")
     finally:
         files.close()
-        _kill(proc)
+        kill_child(proc)
     ends = [s.samples[-1][0] for s in streams.values() if s.samples]
     # The work ends when the child says so; its exit afterwards is not part of it.
     t_end = min(max(ends), truth.get("t_done_ns", max(ends)))
     return Recording(proc.pid, period_ns, streams, gil, t_start, truth.get("t_go_ns", t_start),
                      t_end, {**ready, **truth}, code, sampler_cpu, rounds, steady_ns=steady)
-
-
-def _read_json_line(proc: subprocess.Popen, what: str) -> dict:
-    line = proc.stdout.readline()
-    if not line:
-        code = proc.wait()
-        raise UserError(f"the child workload ended (exit code {code}) before its {what} report")
-    try:
-        return json.loads(line)
-    except ValueError:
-        raise UserError(f"the child workload's {what} report was not JSON: {line[:80]!r}") from None
 
 
 def syscall_readable(pid: int) -> bool:
@@ -300,7 +262,7 @@ def watch_pid(pid: int, period_ns: int, max_s: float, force_wchan: bool = False,
 def watch_program(argv: list[str], period_ns: int, max_s: float | None = None,
                   steady: int = 0) -> Recording:
     """Start any program as gillab's child and watch every thread it has until it exits."""
-    proc = _start(argv, stdin=subprocess.DEVNULL)
+    proc = start_child(argv, stdin=subprocess.DEVNULL)
     return _watch_tasks(proc.pid, proc, period_ns, max_s, False, argv[0], steady)
 
 
@@ -390,7 +352,7 @@ def _watch_tasks(pid: int, proc, period_ns: int, max_s: float | None, wchan: boo
     finally:
         files.close()
         if child:
-            _kill(proc)
+            kill_child(proc)
     if maps_text is None:
         gil = GilMap(None, None, "the program ended before its memory map could be read")
     else:
@@ -402,19 +364,3 @@ def _watch_tasks(pid: int, proc, period_ns: int, max_s: float | None, wchan: boo
                         "was taken")
     return Recording(proc.pid, period_ns, streams, gil, min(starts), min(starts), max(ends),
                      {}, code, sampler_cpu, rounds, wchan, steady_ns=steady)
-
-
-def lab_child_argv(kernel: str, executor: str, workers: int, seconds: float,
-                   switch_interval: float | None, convoy: str | None,
-                   truth: bool = False) -> list[str]:
-    """The lab child's command line; ``truth``: the progress-stamped loop instead of
-    the kernel (gillab.timeline.workload --truth), for accuracy against its stamps."""
-    argv = [sys.executable, "-m", "gillab.timeline.workload", "--kernel", kernel,
-            "--executor", executor, "--workers", str(workers), "--seconds", str(seconds)]
-    if truth:
-        argv += ["--truth"]
-    if switch_interval:
-        argv += ["--switch-interval", repr(switch_interval)]
-    if convoy:
-        argv += ["--convoy"]
-    return argv

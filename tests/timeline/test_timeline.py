@@ -806,9 +806,9 @@ class TestProgramRuns:
 
 def _lab(kernel="py", executor="threads", workers=2, switch_interval=None, convoy=False,
          seconds=0.4, truth=False):
-    from gillab.timeline import measure, record
+    from gillab.timeline import child, measure, record
 
-    argv = measure.lab_child_argv(kernel, executor, workers, seconds, switch_interval, convoy,
+    argv = child.lab_child_argv(kernel, executor, workers, seconds, switch_interval, convoy,
                                   truth)
     rec = measure.watch_lab_child(argv, PERIOD, steady=measure.steady_ns(PERIOD))
     tl = record.build(rec, {"kernel": kernel, "executor": "convoy" if convoy else executor,
