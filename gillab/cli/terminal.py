@@ -1,10 +1,13 @@
 """What reaches the terminal: verdict words in colour on a terminal (plain text when
-piped, the same columns), and output that survives an ASCII-only terminal."""
+piped, the same columns), output that survives an ASCII-only terminal, and user code's
+prints kept off the stdout that carries the results."""
 from __future__ import annotations
 
+import os
 import sys
 
-__all__ = ["ascii_safe_output", "print_lines", "wants_colour", "VERDICT_STYLES"]
+__all__ = ["ascii_safe_output", "print_lines", "wants_colour", "VERDICT_STYLES",
+           "stdout_to_stderr"]
 
 
 #: Characters of the report an ASCII-only terminal cannot show, and what it shows instead.
@@ -77,3 +80,27 @@ def print_lines(lines, stream=None) -> None:
         for match in pattern.finditer(line):
             text.stylize(VERDICT_STYLES[match.group(1)], match.start(), match.end())
         console.print(text)
+
+
+class stdout_to_stderr:
+    """While inside, file descriptor 1 and sys.stdout point at stderr; on exit both are
+    put back. Worker processes started meanwhile inherit the redirection, so what user
+    code prints never mixes with the results written to stdout afterwards."""
+
+    def __enter__(self):
+        sys.stdout.flush()
+        self._saved_fd = os.dup(1)
+        self._saved = sys.stdout
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            sys.stderr.flush()
+        except Exception:  # stderr gone: stdout still goes back
+            pass
+        os.dup2(self._saved_fd, 1)
+        os.close(self._saved_fd)
+        sys.stdout = self._saved
+        return False

@@ -228,17 +228,17 @@ def _checked_plan(args):
 
 def _run_here(args, plan) -> Finished:
     from gillab import kernels
-    from gillab.core import procutil
     from gillab.compare.engine import run_compare
     from gillab.compare.progress import make_progress
     from gillab.compare.plot import write_plot
     from gillab.compare.report import format_cost_table, format_table
+    from gillab.cli.terminal import stdout_to_stderr
     from gillab.compare.records import write_json_atomic
 
     progress = make_progress(args.quiet)
     try:
         # A target's own prints go to stderr: stdout carries the table alone.
-        with procutil.stdout_to_stderr():
+        with stdout_to_stderr():
             run = run_compare(plan, progress)
     finally:
         getattr(progress, "close", lambda: None)()

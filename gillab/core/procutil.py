@@ -31,7 +31,7 @@ import signal
 import sys
 import threading
 
-__all__ = ["stdout_to_stderr", "forking", "set_parent_death_signal", "worker_setup",
+__all__ = ["forking", "set_parent_death_signal", "worker_setup",
            "child_preexec", "install_fork_hook", "remove_fork_hook", "command_guards",
            "kill_descendants", "install_sigint_watchdog", "abandon", "abandoned",
            "hard_exit", "say_interrupted", "EXIT_INTERRUPTED"]
@@ -382,27 +382,3 @@ def abandon(thread: threading.Thread, why: str) -> None:
 def abandoned() -> list:
     """(thread, why) for every abandoned thread still alive."""
     return [(t, why) for t, why in _abandoned if t.is_alive()]
-
-
-class stdout_to_stderr:
-    """While inside, file descriptor 1 and sys.stdout point at stderr; on exit both are
-    put back. Worker processes started meanwhile inherit the redirection, so what user
-    code prints never mixes with the results written to stdout afterwards."""
-
-    def __enter__(self):
-        sys.stdout.flush()
-        self._saved_fd = os.dup(1)
-        self._saved = sys.stdout
-        os.dup2(2, 1)
-        sys.stdout = sys.stderr
-        return self
-
-    def __exit__(self, *exc):
-        try:
-            sys.stderr.flush()
-        except Exception:  # stderr gone: stdout still goes back
-            pass
-        os.dup2(self._saved_fd, 1)
-        os.close(self._saved_fd)
-        sys.stdout = self._saved
-        return False
