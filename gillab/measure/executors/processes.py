@@ -149,9 +149,14 @@ class ProcessPool(_FuturesExecutor):
     def close(self):
         if self.pool is not None:
             processes = list((self.pool._processes or {}).values())
+            # shutdown(wait=False) forgets the executor's manager thread; keep it to
+            # join below, so that no thread of the pool's outlives close().
+            manager = getattr(self.pool, "_executor_manager_thread", None)
             self.pool.shutdown(wait=False, cancel_futures=True)
             for proc in processes:  # a task mid-call would otherwise run on
                 if proc.is_alive():
                     proc.kill()
                 proc.join()
+            if manager is not None:
+                manager.join(timeout=5.0)  # it ends once it sees its processes gone
             self.pool = None
