@@ -14,6 +14,7 @@ from gillab.measure import bounded
 from gillab.measure.executors import WorkerFailed, open_executor, unavailable_reason
 from gillab.measure.executors.aio import loop_unavailable
 from gillab.measure.runs import LoopRun
+from tests.conftest import retry_once
 
 
 @pytest.fixture
@@ -73,11 +74,14 @@ class TestAsyncio:
         assert second.off_cpu >= 0.3, second
 
     def test_sleep_is_awaited_so_no_coroutine_waits_for_another(self):
-        with open_executor("asyncio", 3) as ex:
-            clocks = ex.run(kernels.Task("sleep", (0.2,)), 3)
-        assert [c.value for c in clocks] == [0.2] * 3
-        # Each awaits asyncio.sleep at once: none starts a sleep's length late.
-        assert max(c.late_s for c in clocks) < 0.1, clocks
+        def check():
+            with open_executor("asyncio", 3) as ex:
+                clocks = ex.run(kernels.Task("sleep", (0.2,)), 3)
+            assert [c.value for c in clocks] == [0.2] * 3
+            # Each awaits asyncio.sleep at once: none starts a sleep's length late.
+            assert max(c.late_s for c in clocks) < 0.1, clocks
+
+        retry_once(check)
 
     def test_a_kernel_error_is_the_tasks_own(self):
         with open_executor("asyncio", 1) as ex:
@@ -110,12 +114,15 @@ class TestToThread:
                 ex.run(task, 1)
 
     def test_the_default_executor_has_k_threads_started(self):
-        with open_executor("to_thread", 6) as ex:
-            assert ex.loop._default_executor is ex.pool
-            assert len(ex.pool._threads) == 6
-            clocks = ex.run(kernels.Task("sleep", (0.2,)), 6)
-        # Six sleeps at once on six threads: none waits for a thread to be free.
-        assert max(c.late_s for c in clocks) < 0.1, clocks
+        def check():
+            with open_executor("to_thread", 6) as ex:
+                assert ex.loop._default_executor is ex.pool
+                assert len(ex.pool._threads) == 6
+                clocks = ex.run(kernels.Task("sleep", (0.2,)), 6)
+            # Six sleeps at once on six threads: none waits for a thread to be free.
+            assert max(c.late_s for c in clocks) < 0.1, clocks
+
+        retry_once(check)
 
 
 class TestEventLoopChoice:
