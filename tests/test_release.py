@@ -37,7 +37,7 @@ def test_the_sdist_holds_the_cython_sources_and_build_files_but_no_generated_c(
     pyproject.toml, the schemas and the docs; the generated C is rebuilt, never shipped."""
     with tarfile.open(release_artifacts["sdist"]) as tar:
         names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
-    expected = {"setup.py", "pyproject.toml", "README.md", "MANIFEST.in",
+    expected = {"setup.py", "pyproject.toml", "README.md", "MANIFEST.in", "LICENSE",
                 "ext/_kernels.pyx", "ext/_sampler.pyx", "docs/contract.md",
                 "gillab/core/schemas/compare-1.schema.json",
                 "gillab/core/schemas/convoy-1.schema.json"}
@@ -57,6 +57,8 @@ def test_the_wheel_holds_the_extensions_and_schemas_and_no_c(release_artifacts):
     assert compiled == expected
     assert {"gillab/core/schemas/compare-1.schema.json",
             "gillab/core/schemas/convoy-1.schema.json"} <= set(names)
+    assert [n for n in names if n.endswith(".dist-info/licenses/LICENSE")], \
+        "the MIT licence's text (its copyright notice must travel with every copy)"
     assert not [n for n in names if n.endswith((".c", ".html"))]
     assert not [n for n in names if n.endswith(".pyx") and not n.startswith("gillab/_build/")]
 
