@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["same_answer"]
+__all__ = ["same_answer", "hex_digest"]
 
 
 def _digest(value):
@@ -21,6 +21,13 @@ def _digest(value):
         return value.name, digest()
     except TypeError:  # shake_*: digest(length) has no length of its own
         return None
+
+
+def hex_digest(value) -> tuple[str, str] | None:
+    """A hashlib-like object's (name, hex digest), what to show of it: its repr is
+    only an address, which differs between equal answers."""
+    got = _digest(value)
+    return (got[0], got[1].hex()) if got is not None else None
 
 
 def _buffer(value):

@@ -5,7 +5,7 @@ import dataclasses
 
 from gillab.core import stats
 from gillab.checker import judge as judging
-from gillab.checker.answers import same_answer
+from gillab.checker.answers import hex_digest, same_answer
 from gillab.core.errors import one_line
 from gillab.measure import bounded, loops
 from gillab.measure.noise import NOISE_LIMIT
@@ -296,5 +296,6 @@ def _compare_answers(first, rounds) -> tuple[str, str]:
 
 
 def _short(value) -> str:
-    text = repr(value)
+    digest = hex_digest(value)
+    text = f"<{digest[0]} {digest[1]}>" if digest else repr(value)
     return text if len(text) <= 40 else text[:37] + "..."

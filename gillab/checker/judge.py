@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 
 from gillab.checker.record import CheckResult
+from gillab.checker.report import format_time
 # Other processes took more than this share of the machine: cores used cannot be trusted.
 from gillab.measure.noise import NOISE_LIMIT
 
@@ -54,6 +55,11 @@ NO_GAIN = 1.1
 OWN_THREADS_AT = 1.5
 #: CPUs left free below this: the call alone fills the machine.
 FILLED_BELOW = 0.5
+#: A call that releases the GIL yet serializes, shorter than this: handing the GIL
+#: over between calls may be what serializes it. Measured quietly (docs/check.md):
+#: sha256 of 2 KiB (1.4 us a call, GIL free 98%) ran 2 threads on 1.14 cores, zlib of
+#: 64 bytes (4.4 us, 95%) on 1.40; zlib of 1 KiB (17 us) already on 1.91.
+SHORT_CALL_S = 10e-6
 
 VERDICTS = ("releases the GIL", "holds the GIL", "releases it for part of the call",
             "waits", "waits, holding the GIL", "failed",
@@ -86,6 +92,7 @@ class _Evidence:
     no_wait: bool
     noisy: bool
     figures: str
+    call_s: float | None = None  # one call, on one thread alone
 
 
 def _evidence(result: CheckResult, w) -> _Evidence:
@@ -102,7 +109,8 @@ def _evidence(result: CheckResult, w) -> _Evidence:
         took_turns=gil_wait >= (NOISY_TURNS if result.noisy else TURNS_SHARE * (1 - 1 / k)),
         no_wait=gil_wait <= FREE_WAIT, noisy=result.noisy,
         figures=(f"GIL free {_pct(share)} of the call; {k} threads: {speedup:.2f}x, "
-                 f"{cores:.2f} cores used, GIL wait {gil_wait:.2f}"))
+                 f"{cores:.2f} cores used, GIL wait {gil_wait:.2f}"),
+        call_s=result.call_s)
 
 
 def _notes(result: CheckResult, e: _Evidence) -> list[str]:
@@ -275,9 +283,18 @@ def _judge_releases(e: _Evidence):
                 e.figures + " (blocked for nothing: the CPUs were taken by others)")
     if e.noisy:
         return "releases the GIL", "use processes", None, e.figures
+    lead = e.figures + f": the GIL is free, yet {e.k} threads used {e.cores:.2f} cores: "
+    if e.call_s is not None and e.call_s < SHORT_CALL_S and not e.no_wait:
+        # The threads blocked (GIL wait counts any off-CPU wait, a lock's too), and the
+        # call is a few microseconds: the GIL, released and taken back around each
+        # call, changes hands more often than a thread can be woken to take it.
+        return ("releases the GIL", "use processes", releases,
+                lead + f"a call of {format_time(e.call_s)} gives the GIL back and takes "
+                "it again so often that handing it over serializes the threads (or a lock "
+                "does); fewer, bigger calls would let them overlap")
     return ("releases the GIL", "use processes", releases,
-            e.figures + f": the GIL is free, yet {e.k} threads used {e.cores:.2f} cores: "
-            "something other than the GIL serializes the call (a lock, memory bandwidth)")
+            lead + "something other than the GIL serializes the call (a lock, memory "
+            "bandwidth)")
 
 
 def _judge_holds(e: _Evidence):

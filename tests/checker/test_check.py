@@ -14,9 +14,9 @@ from tests.conftest import NoisyCells, retry_once, run_gillab
 
 
 def made(share=1.0, on_cpu=1.0, speedup=1.95, cores=1.96, gil_wait=0.01, cpus=2,
-         noisy=False, noise=0.0, **kw) -> CheckResult:
+         noisy=False, noise=0.0, call_s=0.001, **kw) -> CheckResult:
     """A hand-made record: what one check on 2 CPUs might have measured."""
-    return CheckResult(statement="f()", calls_per_task=100, call_s=0.001, task_s=0.1,
+    return CheckResult(statement="f()", calls_per_task=100, call_s=call_s, task_s=0.1,
                        released_share=share, on_cpu=on_cpu, cpus=cpus, noisy=noisy,
                        noise=noise,
                        threads=(Workers(2, speedup, cores, gil_wait),), **kw)
@@ -48,6 +48,18 @@ class TestJudge:
         r = judge(made(share=0.97, speedup=1.0, cores=1.01, gil_wait=0.49))
         assert r.verdict == "releases the GIL" and r.practical == "use processes"
         assert "something other than the GIL" in r.reason
+
+    def test_released_but_too_short_to_hand_the_gil_over(self):
+        """GIL free inside a 1.4 us call, yet the threads blocked: the handover between
+        calls (sha256 of 2 KiB, measured) or a lock, not "memory bandwidth"."""
+        r = judge(made(share=0.98, speedup=0.71, cores=1.14, gil_wait=0.42, call_s=1.36e-6))
+        assert r.verdict == "releases the GIL" and r.practical == "use processes"
+        assert "a call of 1.36 us gives the GIL back" in r.reason
+        assert "memory bandwidth" not in r.reason
+        # A long call, or threads that did not block, keep the general reason.
+        for kw in (dict(call_s=1e-3, gil_wait=0.42), dict(call_s=1.36e-6, gil_wait=0.05)):
+            r = judge(made(share=0.98, speedup=0.9, cores=1.1, **kw))
+            assert "something other than the GIL" in r.reason, kw
 
     def test_partial_release_names_its_share(self):
         r = judge(made(share=0.4, speedup=1.3, cores=1.35, gil_wait=0.3))

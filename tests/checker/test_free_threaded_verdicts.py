@@ -11,7 +11,7 @@ import warnings
 import pytest
 
 from gillab.checker import judge
-from gillab.checker.answers import same_answer
+from gillab.checker.answers import hex_digest, same_answer
 from gillab.checker.record import CheckResult, Workers
 from gillab.core import gilstate
 from gillab.core.errors import UsageError
@@ -155,6 +155,11 @@ class TestSameAnswer:
     def test_hash_objects_by_digest(self):
         assert same_answer(hashlib.sha256(b"a"), hashlib.sha256(b"a")) is True
         assert same_answer(hashlib.sha256(b"a"), hashlib.sha256(b"b")) is False
+
+    def test_a_hash_object_is_shown_by_its_digest_not_its_address(self):
+        assert hex_digest(hashlib.sha256(b"")) == (
+            "sha256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        assert hex_digest(b"not a hash") is None
 
     def test_bytes_like_through_their_buffer(self):
         assert same_answer(memoryview(b"ab"), bytearray(b"ab")) is True
