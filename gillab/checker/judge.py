@@ -207,6 +207,10 @@ def _private(result: CheckResult, ideal: int) -> tuple[str, bool | None]:
         if not result.setup.strip():
             return ("no SETUP to give each thread its own objects: what the call shares "
                     "(module globals, a shared callable, the allocator) contends"), None
+        if (result.noise or 0.0) > NOISE_LIMIT and not result.noisy:
+            # The shared run was quiet; every round with objects of their own was not.
+            return (f"each thread's own objects: too busy to measure (other processes "
+                    f"took {_pct(result.noise)} of the CPUs)"), None
         return "each thread's own objects not measured", None
     own = min(result.private_speedup, result.private_cores or result.private_speedup)
     figures = f"shared {_shared_speedup(result):.2f}x, each thread its own " \

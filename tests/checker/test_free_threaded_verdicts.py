@@ -76,6 +76,39 @@ class TestScalesOrContends:
         r = judge.judge(record(0.9, 1.05, noisy=True))
         assert (r.verdict, r.scales, r.contends) == ("too busy to tell", None, None)
 
+    def test_own_objects_measured_only_in_quiet_rounds(self, monkeypatch):
+        """The pass with SETUP once per thread keeps only rounds the noise guard passes:
+        noisy ones are retried, and none quiet leaves the cause unmeasured, saying why."""
+        from gillab.checker import api
+        from gillab.checker.statement import prepare
+        from gillab.measure import loops
+        from gillab.measure.clocks import TaskClock
+
+        def fake_runs(noises):
+            noises = iter(noises)
+
+            def run_threads(loop, calls, k, deadline, own=None):
+                noise = next(noises)
+                # Quiet, 2 threads take one task's time: 2.00x; noisy, three times it.
+                wall = 0.3 if k > 1 and noise > 0.5 else 0.1
+                return loops.Run("threads", k, wall, k * wall, noise,
+                                 tuple(TaskClock(None, None, wall, wall) for _ in range(k)))
+            return run_threads
+
+        prepared = prepare("d[0] = 1", "d = {}")
+        shared = record(0.46, 1.35)
+        monkeypatch.setattr(loops, "run_threads", fake_runs([0.0, 0.6, 0.0, 0.0, 0.0, 0.0]))
+        got = api._private_pass(prepared, None, shared, float("inf"), 60)
+        assert got.private_speedup == 2.0  # the noisy first round was not kept
+
+        monkeypatch.setattr(loops, "run_threads", fake_runs([0.0, 0.7] * api.PRIVATE_TRIES))
+        got = api._private_pass(prepared, None, shared, float("inf"), 60)
+        assert got.private_speedup is None and got.noise == 0.7
+        r = judge.judge(got)
+        assert "each thread's own objects: too busy to measure (other processes took 70%" \
+            in r.reason
+        assert r.verdict == "does not scale"  # the shared run's own figures still judged
+
     def test_the_same_figures_with_the_gil_on_are_judged_by_the_gil(self):
         env = {**FT_OFF, "gil_enabled": True}
         r = judge.judge(record(0.9, 1.0, env=env, share=0.05))
