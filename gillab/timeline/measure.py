@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import struct
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -52,6 +53,9 @@ def _sampler():
     try:
         from gillab import _sampler
     except ImportError:
+        if not sys.platform.startswith("linux"):  # setup.py builds it on Linux only
+            raise UserError(f"the timeline reads /proc and works on Linux only (this is "
+                            f"{sys.platform})") from None
         raise UserError("gillab._sampler is not built: run pip install -e . in the "
                         "project (it compiles ext/_sampler.pyx)") from None
     return _sampler

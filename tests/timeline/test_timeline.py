@@ -634,6 +634,18 @@ def _reading(stdout: str) -> str:
 class TestBadInput:
     """Every bad input ends in one line and the contract's exit code."""
 
+    @pytest.mark.parametrize("platform, says", [
+        ("darwin", "works on Linux only (this is darwin)"), ("linux", "is not built")])
+    def test_a_missing_sampler_says_why(self, monkeypatch, platform, says):
+        from gillab.core.errors import UserError
+        from gillab.timeline import measure
+
+        monkeypatch.setitem(sys.modules, "gillab._sampler", None)  # import fails
+        monkeypatch.setattr(sys, "platform", platform)
+        with pytest.raises(UserError) as raised:
+            measure._sampler()
+        assert says in str(raised.value)
+
     @pytest.mark.parametrize("args", [
         ["--window", "abc"], ["-w", "0"], ["-w", "100"], ["--"], ["--period-ms", "0.01"],
         ["--json", "/no/such/dir/t.json"], ["--convoy", "py", "--", "python", "-c", "pass"],
