@@ -158,5 +158,5 @@ class ProcessPool(_FuturesExecutor):
                     proc.kill()
                 proc.join()
             if manager is not None:
-                manager.join(timeout=5.0)  # it ends once it sees its processes gone
+                manager.join(timeout=1.0)  # it ends once it sees its processes gone
             self.pool = None
