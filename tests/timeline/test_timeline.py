@@ -640,7 +640,12 @@ class TestBadInput:
         from gillab.core.errors import UserError
         from gillab.timeline import measure
 
-        monkeypatch.setitem(sys.modules, "gillab._sampler", None)  # import fails
+        import gillab
+
+        # Import fails: no attribute on the package (an earlier import sets one) and a
+        # None in sys.modules.
+        monkeypatch.delattr(gillab, "_sampler", raising=False)
+        monkeypatch.setitem(sys.modules, "gillab._sampler", None)
         monkeypatch.setattr(sys, "platform", platform)
         with pytest.raises(UserError) as raised:
             measure._sampler()
