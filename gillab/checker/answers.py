@@ -8,6 +8,7 @@ answers "varies alone" for that: it compares what the values hold. No clocks.
 from __future__ import annotations
 
 import math
+import re
 
 __all__ = ["same_answer", "hex_digest"]
 
@@ -57,13 +58,18 @@ def same_answer(a, b) -> bool | None:
     """True if ``a`` and ``b`` hold the same answer, False if they differ, None if
     that cannot be told (a type whose ``==`` gives no truth value and holds no buffer).
 
-    By content: the same object; hash objects by name and digest; numpy arrays by
+    By content: the same object; re matches by pattern, span, groups and string;
+    hash objects by name and digest; numpy arrays by
     shape, dtype and values; a plain bool from ``==``; NaN equals NaN (a call that
     answers NaN every time does not vary); else a truth value of what ``==`` gave;
     else bytes-like values by their buffer (format, shape, bytes).
     """
     if a is b:
         return True
+    if isinstance(a, re.Match) and isinstance(b, re.Match):
+        # A match compares by identity: two searches that found the same are "equal"
+        # by what they found, where, and in what.
+        return (a.re, a.span(), a.groups(), a.string) == (b.re, b.span(), b.groups(), b.string)
     digests = _digest(a), _digest(b)
     if digests[0] is not None and digests[1] is not None:
         return digests[0] == digests[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import sys
 import warnings
 
@@ -188,6 +189,13 @@ class TestSameAnswer:
     def test_hash_objects_by_digest(self):
         assert same_answer(hashlib.sha256(b"a"), hashlib.sha256(b"a")) is True
         assert same_answer(hashlib.sha256(b"a"), hashlib.sha256(b"b")) is False
+
+    def test_re_matches_by_what_they_found(self):
+        text = "x" * 10 + "needle"
+        assert same_answer(re.search("ne+dle", text), re.search("ne+dle", text)) is True
+        later = re.compile("ne+dle").search(text + "needle", 11)  # the second needle
+        assert same_answer(re.search("ne+dle", text), later) is False
+        assert same_answer(re.search("(n)e", text), re.search("(ne)", text)) is False
 
     def test_a_hash_object_is_shown_by_its_digest_not_its_address(self):
         assert hex_digest(hashlib.sha256(b"")) == (
