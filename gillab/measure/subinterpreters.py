@@ -160,12 +160,18 @@ def subinterpreter_problem() -> str | None:
             "neither concurrent.interpreters nor _interpreters)")
 
 
-def _problem_public(module, path: str) -> None:
+def _created(module):
+    """A new subinterpreter from either API's create(); any failure is raised again as
+    SubinterpreterBootstrapFailed, with its cause attached."""
     try:
-        interp = module.create()
-    except Exception as exc:  # any failure is raised again, with its cause attached
+        return module.create()
+    except Exception as exc:
         raise SubinterpreterBootstrapFailed(
             f"cannot create a subinterpreter: {_traceback_tail(exc)}") from exc
+
+
+def _problem_public(module, path: str) -> None:
+    interp = _created(module)
     try:
         interp.prepare_main(path=path)
         interp.exec(SETUP_SCRIPT)
@@ -178,11 +184,7 @@ def _problem_public(module, path: str) -> None:
 
 
 def _problem_low_level(module, path: str) -> None:
-    try:
-        interp = module.create()
-    except Exception as exc:  # any failure is raised again, with its cause attached
-        raise SubinterpreterBootstrapFailed(
-            f"cannot create a subinterpreter: {_traceback_tail(exc)}") from exc
+    interp = _created(module)
     try:
         failure = module.exec(interp, SETUP_SCRIPT, shared={"path": path})
     except Exception as exc:  # the module refused the call itself
