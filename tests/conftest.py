@@ -65,17 +65,6 @@ def cores_used_by_threads(func, args, n_threads: int = 2) -> float:
 BUSY_SHARE = 0.25
 
 
-def _machine_busy_s() -> float | None:
-    """CPU seconds every process on the machine has used (/proc/stat), or None."""
-    try:
-        with open("/proc/stat") as f:
-            fields = f.readline().split()
-    except OSError:
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
 def _own_cpu_s() -> float:
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
@@ -84,17 +73,18 @@ def _own_cpu_s() -> float:
 def others_share(run):
     """Run ``run()``; return (its result or the AssertionError it raised, the share of the
     machine that processes other than this test and its children used meanwhile)."""
-    busy0, own0, wall0 = _machine_busy_s(), _own_cpu_s(), time.perf_counter()
+    from gillab.measure.clocks import machine_busy
+    from gillab.measure.noise import noise_share
+
+    busy0, own0, wall0 = machine_busy(), _own_cpu_s(), time.perf_counter()
     try:
         outcome = run()
     except AssertionError as exc:
         outcome = exc
     wall = time.perf_counter() - wall0
-    busy1, own1 = _machine_busy_s(), _own_cpu_s()
-    if busy0 is None or busy1 is None or wall <= 0:
-        return outcome, 0.0
-    others = (busy1 - busy0) - (own1 - own0)
-    return outcome, max(0.0, others) / (wall * (os.cpu_count() or 1))
+    busy1, own1 = machine_busy(), _own_cpu_s()
+    share = noise_share(busy0, busy1, own1 - own0, wall)  # gillab's own noise rule
+    return outcome, share or 0.0
 
 
 def with_load(run):
